@@ -1,0 +1,18 @@
+"""ReconcilerFunction: every minute, re-act on alarms still in ALARM and repair drifted desired counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autopilot.observability import logger, metrics
+from autopilot.usecases.reconcile import reconcile
+from autopilot.wiring import dependencies
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    event_id = event.get("id", "reconcile") if isinstance(event, dict) else "reconcile"
+    return reconcile(dependencies(), event_id=str(event_id))

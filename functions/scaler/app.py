@@ -1,0 +1,24 @@
+"""ScalerFunction: CloudWatch alarm state changes (EventBridge or direct alarm action) -> scaling rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autopilot.idempotency import run_once
+from autopilot.observability import logger, metrics
+from autopilot.usecases.scale import handle_alarm_event
+from autopilot.wiring import dependencies
+
+# The state transition identifies the event, whichever form it came in and however often.
+EVENT_KEY = "[detail.alarmName, detail.state.value, detail.state.timestamp, " \
+            "alarmData.alarmName, alarmData.state.value, alarmData.state.timestamp]"
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deps = dependencies()
+    return run_once(lambda e: handle_alarm_event(e, deps), event, table=deps.settings.table, function="scaler",
+                    key_jmespath=EVENT_KEY, context=context)

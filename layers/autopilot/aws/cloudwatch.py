@@ -1,0 +1,99 @@
+"""AlarmsPort on boto3: alarm states in batches, and the latest value of each alarm's metric."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from autopilot.aws.clients import client
+from autopilot.ports import AlarmView
+
+_BATCH = 100  # DescribeAlarms accepts up to 100 names per call
+
+
+def alarm_view(raw: dict[str, Any]) -> AlarmView:
+    """Reduce a DescribeAlarms MetricAlarm to its state and a GetMetricData query for its metric."""
+    queries: list[dict[str, Any]] = []
+    if raw.get("Metrics"):
+        queries = [{k: v for k, v in q.items() if k in ("Id", "MetricStat", "Expression", "Label", "ReturnData", "Period")}
+                   for q in raw["Metrics"]]
+    elif raw.get("MetricName"):
+        stat: dict[str, Any] = {
+            "Metric": {"Namespace": raw.get("Namespace"), "MetricName": raw["MetricName"],
+                       "Dimensions": raw.get("Dimensions", [])},
+            "Period": raw.get("Period", 60),
+            "Stat": raw.get("Statistic") or raw.get("ExtendedStatistic") or "Average",
+        }
+        queries = [{"Id": "m0", "MetricStat": stat, "ReturnData": True}]
+    updated = raw.get("StateUpdatedTimestamp")
+    return AlarmView(
+        name=raw["AlarmName"], state=raw.get("StateValue", "INSUFFICIENT_DATA"),
+        state_reason_data=raw.get("StateReasonData"), threshold=raw.get("Threshold"),
+        state_updated=updated.isoformat() if hasattr(updated, "isoformat") else updated,
+        metric_query=queries,
+    )
+
+
+class CloudWatchAlarms:
+    def __init__(self, cw_client: Any | None = None) -> None:
+        self._client = cw_client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client("cloudwatch")
+        return self._client
+
+    def describe_alarms(self, names: list[str]) -> dict[str, AlarmView]:
+        """One DescribeAlarms call per 100 alarm names (paginated within a batch)."""
+        found: dict[str, AlarmView] = {}
+        unique = sorted(set(names))
+        for start in range(0, len(unique), _BATCH):
+            kwargs: dict[str, Any] = {"AlarmNames": unique[start:start + _BATCH], "AlarmTypes": ["MetricAlarm"],
+                                      "MaxRecords": _BATCH}
+            while True:
+                response = self.client.describe_alarms(**kwargs)
+                for raw in response.get("MetricAlarms", []):
+                    found[raw["AlarmName"]] = alarm_view(raw)
+                if not response.get("NextToken"):
+                    break
+                kwargs["NextToken"] = response["NextToken"]
+        return found
+
+    def latest_values(self, alarms: list[AlarmView], now: datetime | None = None) -> dict[str, float]:
+        """The most recent value of each alarm's metric, with one GetMetricData call per 500 queries."""
+        queries: list[dict[str, Any]] = []
+        owner: dict[str, str] = {}
+        for index, alarm in enumerate(alarms):
+            returned = [q for q in alarm.metric_query if q.get("ReturnData", True)]
+            if len(returned) != 1:
+                continue
+            prefix = f"a{index}_"
+            for q in alarm.metric_query:
+                query = dict(q, Id=prefix + q["Id"])
+                if "Expression" in query:
+                    expression = query["Expression"]
+                    for other in alarm.metric_query:
+                        expression = expression.replace(other["Id"], prefix + other["Id"])
+                    query["Expression"] = expression
+                query["ReturnData"] = q is returned[0]
+                queries.append(query)
+            owner[prefix + returned[0]["Id"]] = alarm.name
+        values: dict[str, float] = {}
+        if not queries:
+            return values
+        end = now or datetime.now(timezone.utc)
+        start = end - timedelta(minutes=15)
+        for offset in range(0, len(queries), 500):
+            kwargs: dict[str, Any] = {"MetricDataQueries": queries[offset:offset + 500], "StartTime": start,
+                                      "EndTime": end, "ScanBy": "TimestampDescending"}
+            while True:
+                response = self.client.get_metric_data(**kwargs)
+                for result in response.get("MetricDataResults", []):
+                    name = owner.get(result.get("Id", ""))
+                    if name and result.get("Values") and name not in values:
+                        values[name] = float(result["Values"][0])
+                if not response.get("NextToken"):
+                    break
+                kwargs["NextToken"] = response["NextToken"]
+        return values

@@ -1,0 +1,65 @@
+"""EcsPort on boto3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autopilot.aws.clients import client
+from autopilot.ports import Deployment, ServiceView
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if hasattr(value, "isoformat") else (str(value) if value is not None else None)
+
+
+def service_view(cluster: str, raw: dict[str, Any]) -> ServiceView:
+    breaker = (raw.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
+    return ServiceView(
+        cluster=cluster,
+        service=raw["serviceName"],
+        arn=raw.get("serviceArn"),
+        status=raw.get("status", "ACTIVE"),
+        desired_count=int(raw.get("desiredCount", 0)),
+        running_count=int(raw.get("runningCount", 0)),
+        task_definition=raw.get("taskDefinition", ""),
+        launch_type=raw.get("launchType"),
+        capacity_provider_strategy=list(raw.get("capacityProviderStrategy") or []),
+        deployments=[
+            Deployment(
+                id=d["id"], status=d.get("status", ""), task_definition=d.get("taskDefinition", ""),
+                rollout_state=d.get("rolloutState"), created_at=_iso(d.get("createdAt")),
+                updated_at=_iso(d.get("updatedAt")),
+            )
+            for d in raw.get("deployments") or []
+        ],
+        circuit_breaker_rollback=bool(breaker.get("enable") and breaker.get("rollback")),
+    )
+
+
+class Ecs:
+    """The ECS calls ecs-autopilot makes. One DescribeServices per 10 services of a cluster."""
+
+    def __init__(self, ecs_client: Any | None = None) -> None:
+        self._client = ecs_client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client("ecs")
+        return self._client
+
+    def describe_services(self, cluster: str, services: list[str]) -> dict[str, ServiceView]:
+        found: dict[str, ServiceView] = {}
+        for start in range(0, len(services), 10):
+            response = self.client.describe_services(cluster=cluster, services=services[start:start + 10])
+            for raw in response.get("services", []):
+                if raw.get("status") != "INACTIVE":
+                    view = service_view(cluster, raw)
+                    found[view.service] = view
+        return found
+
+    def set_desired_count(self, cluster: str, service: str, desired: int) -> None:
+        self.client.update_service(cluster=cluster, service=service, desiredCount=desired)
+
+    def update_service(self, cluster: str, service: str, **changes: Any) -> None:
+        self.client.update_service(cluster=cluster, service=service, **changes)

@@ -1,0 +1,1 @@
+"""Pure decisions: (event, policy, state, now) -> actions with reasons. No I/O, no clock, no boto3."""

@@ -1,0 +1,1 @@
+"""Typed models at the edges: policies, events, actions and stored state (no I/O here)."""

@@ -1,0 +1,249 @@
+"""Policy documents: the user-facing format of contract section 2, validated with pydantic v2.
+
+Every model forbids unknown keys so a typo (``minTask``) is an error, not a silently ignored field.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from fractions import Fraction
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Mode = Literal["enforce", "dry-run", "off"]
+_PERCENT = re.compile(r"^([+-]?\d+(?:\.\d+)?)%$")
+
+# Resource names as ECS and CloudWatch accept them (kept loose: AWS is the final judge).
+ClusterName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
+ServiceName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
+AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class StrictModel(BaseModel):
+    """Base for policy models: unknown keys are errors, values are immutable once parsed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Step(StrictModel):
+    """One step adjustment; bounds are relative to the alarm threshold (AAS semantics)."""
+
+    lowerBound: float | None = None
+    upperBound: float | None = None
+    adjustment: int | str = Field(description='Change in tasks (e.g. 2, -1) or a percent string ("30%", "-10%").')
+    minAdjustmentMagnitude: int | None = Field(default=None, ge=1)
+
+    @field_validator("adjustment")
+    @classmethod
+    def _adjustment_form(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and not _PERCENT.match(value.strip()):
+            raise ValueError('a percent adjustment must look like "30%" or "-10%"')
+        return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Step:
+        if self.lowerBound is not None and self.upperBound is not None and self.lowerBound >= self.upperBound:
+            raise ValueError("lowerBound must be below upperBound")
+        if self.minAdjustmentMagnitude is not None and not self.is_percent:
+            raise ValueError("minAdjustmentMagnitude only applies to percent adjustments")
+        return self
+
+    @property
+    def is_percent(self) -> bool:
+        return isinstance(self.adjustment, str)
+
+    @property
+    def percent(self) -> Fraction:
+        """The percentage as an exact fraction (only for percent steps)."""
+        match = _PERCENT.match(str(self.adjustment))
+        assert match is not None  # guaranteed by the validator
+        return Fraction(Decimal(match.group(1)))
+
+
+class ScalingRule(StrictModel):
+    """An alarm and what to do while it is in ALARM: exactly one of steps, targetValue, exactCapacity."""
+
+    alarm: AlarmName
+    steps: list[Step] | None = Field(default=None, min_length=1)
+    targetValue: float | None = Field(default=None, gt=0)
+    exactCapacity: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScalingRule:
+        kinds = [k for k in ("steps", "targetValue", "exactCapacity") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a rule needs exactly one of steps, targetValue, exactCapacity")
+        if self.steps is not None:
+            _check_steps(self.steps)
+        return self
+
+
+def _check_steps(steps: list[Step]) -> None:
+    """AAS rules: no overlap, no gap, at most one open lower and one open upper bound."""
+    if sum(1 for s in steps if s.lowerBound is None) > 1:
+        raise ValueError("at most one step may have no lowerBound")
+    if sum(1 for s in steps if s.upperBound is None) > 1:
+        raise ValueError("at most one step may have no upperBound")
+    if len(steps) == 1 and steps[0].lowerBound is None and steps[0].upperBound is None:
+        raise ValueError("a single step needs a lowerBound or an upperBound")
+    ordered = sorted(steps, key=lambda s: float("-inf") if s.lowerBound is None else s.lowerBound)
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if before.upperBound is None or after.lowerBound is None:
+            raise ValueError("steps overlap: an open bound must be the first or the last step")
+        if before.upperBound < after.lowerBound:
+            raise ValueError(f"steps leave a gap between {before.upperBound} and {after.lowerBound}")
+        if before.upperBound > after.lowerBound:
+            raise ValueError(f"steps overlap between {after.lowerBound} and {before.upperBound}")
+
+
+class Scaling(StrictModel):
+    minTasks: int = Field(ge=0)
+    maxTasks: int = Field(ge=0)
+    scaleOutCooldownSeconds: int = Field(default=300, ge=0, le=86400)
+    scaleInCooldownSeconds: int = Field(default=300, ge=0, le=86400)
+    rules: list[ScalingRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _min_max(self) -> Scaling:
+        if self.minTasks > self.maxTasks:
+            raise ValueError(f"minTasks ({self.minTasks}) must not exceed maxTasks ({self.maxTasks})")
+        for rule in self.rules:
+            if rule.exactCapacity is not None and not self.minTasks <= rule.exactCapacity <= self.maxTasks:
+                raise ValueError(f"exactCapacity of rule {rule.alarm!r} is outside [minTasks, maxTasks]")
+        return self
+
+
+class CrashLoop(StrictModel):
+    failures: int = Field(default=3, ge=1, le=1000)
+    windowSeconds: int = Field(default=600, ge=10, le=86400)
+    action: Literal["rollback", "notify"] = "rollback"
+
+
+class Oom(StrictModel):
+    growPercent: int = Field(default=25, ge=1, le=400)
+    maxMemoryMiB: int = Field(default=8192, ge=128, le=122880)
+
+
+class SpotFallback(StrictModel):
+    interruptions: int = Field(default=2, ge=1, le=1000)
+    windowSeconds: int = Field(default=300, ge=10, le=86400)
+    holdSeconds: int = Field(default=1800, ge=60, le=7 * 86400)
+    onDemandProvider: str = Field(default="FARGATE", min_length=1, max_length=255)
+
+
+class Healing(StrictModel):
+    crashLoop: CrashLoop | None = None
+    oom: Oom | None = None
+    spotFallback: SpotFallback | None = None
+
+
+class Rollout(StrictModel):
+    rollbackOnDeploymentFailure: bool = True
+    rollbackOnImagePullFailure: bool = True
+    rollbackAlarms: list[AlarmName] = Field(default_factory=list)
+    bakeSeconds: int = Field(default=1800, ge=0, le=7 * 86400)
+    recycleAlarms: list[AlarmName] = Field(default_factory=list)
+
+
+class ServiceMetadata(StrictModel):
+    cluster: ClusterName
+    service: ServiceName
+
+
+class ServiceSpec(StrictModel):
+    mode: Mode = "enforce"
+    scaling: Scaling | None = None
+    healing: Healing | None = None
+    rollout: Rollout | None = None
+
+
+class ServicePolicy(StrictModel):
+    """How one ECS service is scaled, healed and rolled back."""
+
+    apiVersion: Literal["autopilot/v1"]
+    kind: Literal["ServicePolicy"]
+    metadata: ServiceMetadata
+    spec: ServiceSpec
+
+    @model_validator(mode="after")
+    def _unique_alarms(self) -> ServicePolicy:
+        names = self.alarm_names()
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"each alarm may appear once per policy; repeated: {', '.join(duplicates)}")
+        return self
+
+    def alarm_names(self) -> list[str]:
+        """Every alarm the policy reacts to (rules, rollback and recycle alarms), in order."""
+        names = [r.alarm for r in self.spec.scaling.rules] if self.spec.scaling else []
+        if self.spec.rollout:
+            names += self.spec.rollout.rollbackAlarms + self.spec.rollout.recycleAlarms
+        return names
+
+    @property
+    def key(self) -> str:
+        return service_key(self.metadata.cluster, self.metadata.service)
+
+
+class TaskMetadata(StrictModel):
+    cluster: ClusterName
+    family: ServiceName
+
+
+class Restart(StrictModel):
+    maxRestarts: int = Field(default=3, ge=0, le=100)
+    initialBackoffSeconds: int = Field(default=10, ge=0, le=86400)
+    maxBackoffSeconds: int = Field(default=300, ge=0, le=86400)
+    resetAfterSeconds: int = Field(default=600, ge=0, le=7 * 86400)
+
+    @model_validator(mode="after")
+    def _backoff(self) -> Restart:
+        if self.initialBackoffSeconds > self.maxBackoffSeconds:
+            raise ValueError("initialBackoffSeconds must not exceed maxBackoffSeconds")
+        return self
+
+
+class Network(StrictModel):
+    subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-zA-Z]+$")]] = Field(min_length=1, max_length=16)
+    securityGroups: list[Annotated[str, Field(pattern=r"^sg-[0-9a-zA-Z]+$")]] = Field(default_factory=list, max_length=5)
+    assignPublicIp: Literal["ENABLED", "DISABLED"] = "DISABLED"
+
+
+class TaskSpec(StrictModel):
+    mode: Mode = "enforce"
+    restart: Restart = Field(default_factory=Restart)
+    network: Network | None = None
+
+
+class TaskPolicy(StrictModel):
+    """How failed standalone tasks of one family are re-run."""
+
+    apiVersion: Literal["autopilot/v1"]
+    kind: Literal["TaskPolicy"]
+    metadata: TaskMetadata
+    spec: TaskSpec
+
+    @property
+    def key(self) -> str:
+        return family_key(self.metadata.cluster, self.metadata.family)
+
+
+Policy = Annotated[ServicePolicy | TaskPolicy, Field(discriminator="kind")]
+
+
+def service_key(cluster: str, service: str) -> str:
+    return f"SVC#{cluster}#{service}"
+
+
+def family_key(cluster: str, family: str) -> str:
+    return f"TASK#{cluster}#{family}"
+
+
+MODE_RANK: dict[str, int] = {"enforce": 0, "dry-run": 1, "off": 2}
+
+
+def effective_mode(global_mode: str, policy_mode: str) -> str:
+    """The stricter of the global switch and the policy's own mode (off > dry-run > enforce)."""
+    return max(global_mode, policy_mode, key=lambda m: MODE_RANK[m])

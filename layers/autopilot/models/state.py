@@ -1,0 +1,53 @@
+"""Per-service state kept in the table (one item per service, written with optimistic locking)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_REMEMBERED_EVENTS = 50
+
+
+class StateModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # tolerate fields written by a newer version
+
+
+class ScalingState(StateModel):
+    """Cooldown bookkeeping with Application Auto Scaling semantics."""
+
+    scale_out_until: datetime | None = None
+    scale_out_base: int | None = None  # capacity before the scale-out that started the cooldown
+    scale_out_target: int | None = None  # desired count that scale-out (and later differences) set
+    scale_in_until: datetime | None = None
+    last_action_at: datetime | None = None
+    last_desired: int | None = None
+
+
+class ServiceState(StateModel):
+    """Everything ecs-autopilot remembers about one service.
+
+    Later capabilities (rollout, healing) add their own sub-models here so one conditional write
+    covers every decision about the service.
+    """
+
+    paused: bool = False
+    paused_reason: str | None = None
+    scaling: ScalingState = Field(default_factory=ScalingState)
+    # Keys of events already applied to this service: a retried or duplicated event is a no-op.
+    applied_events: list[str] = Field(default_factory=list)
+
+    def remember(self, event_key: str) -> ServiceState:
+        events = [e for e in self.applied_events if e != event_key] + [event_key]
+        return self.model_copy(update={"applied_events": events[-MAX_REMEMBERED_EVENTS:]})
+
+    def has_applied(self, event_key: str) -> bool:
+        return event_key in self.applied_events
+
+
+class Snapshot(BaseModel):
+    """A state as read, with the version a conditional write must still find."""
+
+    key: str
+    state: ServiceState
+    version: int = 0

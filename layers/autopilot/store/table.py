@@ -1,0 +1,248 @@
+"""The single DynamoDB table: policies, the alarm index, per-service state, the audit trail.
+
+Key design (PK / SK, plus an overloaded GSI1 for listings):
+
+| item              | PK                    | SK                    | GSI1PK            | GSI1SK            |
+|-------------------|-----------------------|-----------------------|-------------------|-------------------|
+| policy            | SVC#c#s / TASK#c#f    | POLICY                | POLICIES          | SVC#c#s           |
+| alarm index entry | ALARM#name            | SVC#c#s               |                   |                   |
+| service state     | SVC#c#s / TASK#c#f    | STATE                 |                   |                   |
+| audit record      | AUDIT#c#s             | <iso time>#<id>       | AUDIT#<yyyy-mm-dd>| <iso time>#<id>   |
+| idempotency       | IDEMPOTENCY#<fn>      | <hash>  (Powertools)  |                   |                   |
+
+An alarm index entry carries a copy of the policy, so an alarm event finds every policy naming it
+with one strongly consistent Query. State items carry a ``version``; every write is conditional on
+the version that was read, so two concurrent invocations can never both act on the same state.
+Expiring items carry ``expiration`` (epoch seconds), the table's TTL attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from autopilot.models.policy import Policy, ServicePolicy, TaskPolicy
+from autopilot.models.state import ServiceState, Snapshot
+
+AUDIT_TTL = timedelta(days=90)
+_POLICY = TypeAdapter(Policy)
+
+
+class ConcurrentUpdate(Exception):
+    """Another invocation changed the state since it was read: reload and decide again."""
+
+
+class AuditEntry(BaseModel):
+    """One decision, as written to the audit trail and shown by ``autopilot history``."""
+
+    model_config = ConfigDict(extra="ignore")
+    at: datetime
+    target: str  # SVC#cluster#service, TASK#cluster#family, or "-" for events that name nothing managed
+    event_id: str
+    source: str  # which function decided
+    trigger: str  # what happened ("alarm web-cpu-high -> ALARM", "reconcile", ...)
+    outcome: str  # "scale-out", "skipped:cooldown", "ignored:unknown-alarm", "rejected:invalid-event", ...
+    reason: str
+    mode: str = "enforce"
+    actions: list[dict[str, Any]] = Field(default_factory=list)
+    calls: list[str] = Field(default_factory=list)  # AWS calls made (or, in dry-run, that would have been)
+    error: str | None = None
+
+    @property
+    def cluster_service(self) -> tuple[str, str]:
+        parts = self.target.split("#")
+        return (parts[1], parts[2]) if len(parts) == 3 else ("-", "-")
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+class StateTable:
+    """All reads and writes of the state table. Nothing else talks to DynamoDB (but Powertools idempotency)."""
+
+    def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
+        self.name = table_name
+        self._client = dynamodb_client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from autopilot.aws.clients import client
+
+            self._client = client("dynamodb")
+        return self._client
+
+    # ---------------------------------------------------------------- policies
+    def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime) -> str:
+        """Store a policy and its alarm index entries in one transaction. Returns created|updated|unchanged."""
+        document = policy.model_dump_json(exclude_none=True)
+        current = self.client.get_item(TableName=self.name, Key=self._key(policy.key, "POLICY"), ConsistentRead=True)
+        old_item = current.get("Item")
+        if old_item and old_item["doc"]["S"] == document:
+            return "unchanged"
+        old_alarms = set(json.loads(old_item["alarms"]["S"])) if old_item and "alarms" in old_item else set()
+        new_alarms = set(policy.alarm_names()) if isinstance(policy, ServicePolicy) else set()
+        writes: list[dict[str, Any]] = [{"Put": {"TableName": self.name, "Item": {
+            **self._key(policy.key, "POLICY"), "GSI1PK": _s("POLICIES"), "GSI1SK": _s(policy.key),
+            "kind": _s(policy.kind), "doc": _s(document), "alarms": _s(json.dumps(sorted(new_alarms))),
+            "updatedAt": _s(now.isoformat()),
+        }}}]
+        for alarm in sorted(new_alarms):
+            writes.append({"Put": {"TableName": self.name, "Item": {
+                **self._key(f"ALARM#{alarm}", policy.key), "doc": _s(document)}}})
+        for alarm in sorted(old_alarms - new_alarms):
+            writes.append({"Delete": {"TableName": self.name, "Key": self._key(f"ALARM#{alarm}", policy.key)}})
+        for start in range(0, len(writes), 100):  # TransactWriteItems takes at most 100 items
+            self.client.transact_write_items(TransactItems=writes[start:start + 100])
+        return "updated" if old_item else "created"
+
+    def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None:
+        item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
+        return _POLICY.validate_json(item["doc"]["S"]) if item else None
+
+    def delete_policy(self, key: str) -> bool:
+        item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
+        if not item:
+            return False
+        alarms = json.loads(item["alarms"]["S"]) if "alarms" in item else []
+        writes = [{"Delete": {"TableName": self.name, "Key": self._key(key, "POLICY")}}]
+        writes += [{"Delete": {"TableName": self.name, "Key": self._key(f"ALARM#{a}", key)}} for a in alarms]
+        for start in range(0, len(writes), 100):
+            self.client.transact_write_items(TransactItems=writes[start:start + 100])
+        return True
+
+    def list_policies(self) -> list[ServicePolicy | TaskPolicy]:
+        """Every stored policy (GSI1, eventually consistent: fine for the reconciler and the CLI)."""
+        items = self._query(IndexName="GSI1", KeyConditionExpression="GSI1PK = :p",
+                            ExpressionAttributeValues={":p": _s("POLICIES")})
+        return [_POLICY.validate_json(item["doc"]["S"]) for item in items]
+
+    def policies_for_alarm(self, alarm: str) -> list[ServicePolicy]:
+        """Every service policy naming ``alarm``: one strongly consistent Query of the alarm index."""
+        items = self._query(KeyConditionExpression="PK = :p", ConsistentRead=True,
+                            ExpressionAttributeValues={":p": _s(f"ALARM#{alarm}")})
+        return [ServicePolicy.model_validate_json(item["doc"]["S"]) for item in items]
+
+    # ---------------------------------------------------------------- state
+    def load_state(self, key: str) -> Snapshot:
+        item = self.client.get_item(TableName=self.name, Key=self._key(key, "STATE"), ConsistentRead=True).get("Item")
+        return self._snapshot(key, item)
+
+    def load_states(self, keys: Iterable[str]) -> dict[str, Snapshot]:
+        """Strongly consistent BatchGetItem of many state items (100 per call)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Snapshot] = {k: Snapshot(key=k, state=ServiceState()) for k in wanted}
+        for start in range(0, len(wanted), 100):
+            request: dict[str, Any] = {self.name: {"Keys": [self._key(k, "STATE") for k in wanted[start:start + 100]],
+                                                   "ConsistentRead": True}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.name, []):
+                    found[item["PK"]["S"]] = self._snapshot(item["PK"]["S"], item)
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def save_state(self, key: str, state: ServiceState, expected_version: int,
+                   audit: list[AuditEntry] | None = None) -> int:
+        """Write ``state`` if the stored version is still ``expected_version``; returns the new version.
+
+        Audit entries given here are written in the same transaction, so a decision and its record
+        land together or not at all. Raises ConcurrentUpdate when someone else wrote first.
+        """
+        new_version = expected_version + 1
+        put: dict[str, Any] = {
+            "TableName": self.name,
+            "Item": {**self._key(key, "STATE"), "doc": _s(state.model_dump_json(exclude_defaults=False)),
+                     "version": {"N": str(new_version)}},
+        }
+        if expected_version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(PK)"
+        else:
+            put["ConditionExpression"] = "version = :v"
+            put["ExpressionAttributeValues"] = {":v": {"N": str(expected_version)}}
+        try:
+            if audit:
+                items = [{"Put": put}] + [{"Put": {"TableName": self.name, "Item": self._audit_item(e)}} for e in audit]
+                self.client.transact_write_items(TransactItems=items)
+            else:
+                self.client.put_item(**put)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise ConcurrentUpdate(key) from None
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise ConcurrentUpdate(key) from None
+            raise
+        return new_version
+
+    # ---------------------------------------------------------------- audit
+    def audit(self, *entries: AuditEntry) -> None:
+        for entry in entries:
+            self.client.put_item(TableName=self.name, Item=self._audit_item(entry))
+
+    def history(self, *, cluster: str | None = None, service: str | None = None, since: datetime | None = None,
+                now: datetime | None = None, limit: int = 200) -> list[AuditEntry]:
+        """Audit entries, newest first. With cluster and service: that service's partition; else by day."""
+        now = now or datetime.now(timezone.utc)
+        since = since or now - timedelta(days=1)
+        entries: list[AuditEntry] = []
+        if cluster and service:
+            items = self._query(KeyConditionExpression="PK = :p AND SK >= :s", ScanIndexForward=False,
+                                ExpressionAttributeValues={":p": _s(f"AUDIT#{cluster}#{service}"),
+                                                           ":s": _s(since.isoformat())})
+            entries = [AuditEntry.model_validate_json(i["doc"]["S"]) for i in items]
+        else:
+            day = now.date()
+            while day >= since.date() and len(entries) < limit:
+                items = self._query(IndexName="GSI1", KeyConditionExpression="GSI1PK = :p AND GSI1SK >= :s",
+                                    ScanIndexForward=False,
+                                    ExpressionAttributeValues={":p": _s(f"AUDIT#{day.isoformat()}"),
+                                                               ":s": _s(since.isoformat())})
+                for item in items:
+                    entry = AuditEntry.model_validate_json(item["doc"]["S"])
+                    if cluster is None or entry.cluster_service[0] == cluster:
+                        entries.append(entry)
+                day -= timedelta(days=1)
+        entries.sort(key=lambda e: e.at, reverse=True)
+        return entries[:limit]
+
+    # ---------------------------------------------------------------- helpers
+    def _audit_item(self, entry: AuditEntry) -> dict[str, Any]:
+        at = entry.at.astimezone(timezone.utc)
+        sort_key = f"{at.isoformat()}#{entry.event_id[:80]}#{uuid.uuid4().hex[:8]}"
+        target = entry.target.split("#", 1)[1] if "#" in entry.target else entry.target
+        return {
+            "PK": _s(f"AUDIT#{target}"), "SK": _s(sort_key),
+            "GSI1PK": _s(f"AUDIT#{at.date().isoformat()}"), "GSI1SK": _s(sort_key),
+            "doc": _s(entry.model_dump_json()), "expiration": {"N": str(_epoch(at + AUDIT_TTL))},
+        }
+
+    @staticmethod
+    def _key(pk: str, sk: str) -> dict[str, dict[str, str]]:
+        return {"PK": _s(pk), "SK": _s(sk)}
+
+    @staticmethod
+    def _snapshot(key: str, item: dict[str, Any] | None) -> Snapshot:
+        if not item:
+            return Snapshot(key=key, state=ServiceState(), version=0)
+        return Snapshot(key=key, state=ServiceState.model_validate_json(item["doc"]["S"]),
+                        version=int(item["version"]["N"]))
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        kwargs["TableName"] = self.name
+        while True:
+            response = self.client.query(**kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

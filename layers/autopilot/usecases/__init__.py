@@ -1,0 +1,1 @@
+"""One module per trigger: load, decide, execute, record. Handlers call exactly one use case."""

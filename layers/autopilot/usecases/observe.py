@@ -1,0 +1,33 @@
+"""EMF metrics for decisions: ScaleOut, ScaleIn, Skipped (by reason), InvalidEvent, DecisionLatency."""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools.metrics import single_metric
+
+from autopilot.observability import MetricUnit, logger, metrics
+from autopilot.store.table import AuditEntry
+
+_COUNTED = {"scale-out": "ScaleOut", "scale-in": "ScaleIn", "repair-bounds": "BoundsRepaired",
+            "rollback": "RolledBack", "recycle": "Recycled"}
+
+
+def count_outcomes(entries: list[AuditEntry], started: float) -> None:
+    for entry in entries:
+        name = _COUNTED.get(entry.outcome)
+        if name:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        elif entry.outcome.startswith(("skipped:", "ignored:")):
+            with single_metric(name="Skipped", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as m:
+                m.add_dimension(name="reason", value=entry.outcome.split(":", 1)[1])
+        elif entry.outcome.startswith("failed:"):
+            metrics.add_metric(name="ActionFailed", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds,
+                       value=round((time.perf_counter() - started) * 1000, 3))
+
+
+def count_invalid(reason: str) -> None:
+    """One log line and one metric per rejected event; the caller makes no AWS mutation."""
+    logger.warning("rejected invalid event", extra={"reason": reason})
+    metrics.add_metric(name="InvalidEvent", unit=MetricUnit.Count, value=1)

@@ -1,0 +1,113 @@
+"""ReconcilerFunction's use case, run every minute.
+
+Alarms send no event while they stay in ALARM, but Application Auto Scaling repeats its actions
+every minute; so must we. Each run: one DescribeAlarms call per 100 rule alarms, one GetMetricData
+for the latest value of the alarms in ALARM, one DescribeServices per 10 services of a cluster, then
+every rule whose alarm is still in ALARM goes through the same decision as the scaler (cooldowns
+decide whether it acts). Desired counts that drifted outside [minTasks, maxTasks] are brought back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from autopilot.decide.scaling import decide_bounds
+from autopilot.models.events import AlarmChange, InvalidEvent, parse_reason_data
+from autopilot.models.policy import ServicePolicy
+from autopilot.models.state import ServiceState, Snapshot
+from autopilot.models.actions import Decision
+from autopilot.ports import AlarmView, ServiceView
+from autopilot.store.table import AuditEntry
+from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.runner import Context, act
+from autopilot.usecases.scale import apply_rule
+from autopilot.wiring import Dependencies
+
+# Hooks later capabilities add (rollback retries, Spot fallback holds): each gets the run's context.
+ReconcileHook = Any
+HOOKS: list[ReconcileHook] = []
+
+
+def reconcile(deps: Dependencies, event_id: str = "reconcile") -> dict[str, Any]:
+    started = time.perf_counter()
+    ctx = Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
+                  source="reconciler", event_id=event_id)
+    policies = [p for p in deps.store.list_policies() if isinstance(p, ServicePolicy)]
+    entries = reconcile_scaling(ctx, deps, [p for p in policies if p.spec.scaling is not None])
+    for hook in HOOKS:
+        entries += hook(ctx, deps, policies)
+    count_outcomes(entries, started)
+    return {"status": "ok", "policies": len(policies),
+            "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
+
+
+def reconcile_scaling(ctx: Context, deps: Dependencies, policies: list[ServicePolicy]) -> list[AuditEntry]:
+    if not policies:
+        return []
+    names = sorted({r.alarm for p in policies for r in (p.spec.scaling.rules if p.spec.scaling else [])})
+    alarms = deps.alarms.describe_alarms(names) if names else {}
+    in_alarm = [a for a in alarms.values() if a.state == "ALARM"]
+    latest = deps.alarms.latest_values(in_alarm) if in_alarm else {}
+    views = _describe(deps, policies)
+    entries: list[AuditEntry] = []
+    for policy in policies:
+        scaling = policy.spec.scaling
+        assert scaling is not None
+        view = views.get((policy.metadata.cluster, policy.metadata.service))
+        if view is None:
+            continue
+        acted = False
+        for rule in scaling.rules:
+            alarm = alarms.get(rule.alarm)
+            if alarm is None or alarm.state != "ALARM":
+                continue
+            change = _still_in_alarm(alarm, latest.get(alarm.name), ctx)
+            if change is None:
+                continue
+            entry = apply_rule(ctx, policy, rule, change, deps.ecs, f"alarm {alarm.name} still in ALARM",
+                               event_key=None, view=view, audit_skips=False)
+            if entry.actions:
+                entries.append(entry)
+                acted = True
+                view = None  # desired count changed; a later rule re-reads it
+        if not acted and view is not None and not scaling.minTasks <= view.desired_count <= scaling.maxTasks:
+            entries.append(_repair_bounds(ctx, policy, view))
+    return entries
+
+
+def _still_in_alarm(alarm: AlarmView, latest: float | None, ctx: Context) -> AlarmChange | None:
+    try:
+        datapoint, threshold = parse_reason_data(alarm.state_reason_data)
+    except InvalidEvent:
+        datapoint, threshold = None, None
+    return AlarmChange(
+        alarm_name=alarm.name, state="ALARM", previous_state="ALARM", timestamp=alarm.state_updated or "",
+        event_id=ctx.event_id, datapoint=latest if latest is not None else datapoint,
+        threshold=alarm.threshold if alarm.threshold is not None else threshold, form="reconciler",
+    )
+
+
+def _repair_bounds(ctx: Context, policy: ServicePolicy, view: ServiceView) -> AuditEntry:
+    scaling = policy.spec.scaling
+    assert scaling is not None
+
+    def decide(snap: Snapshot) -> tuple[Decision, ServiceState]:
+        decision, state = decide_bounds(scaling=scaling, state=snap.state.scaling, capacity=view.desired_count,
+                                        cluster=view.cluster, service=view.service, now=ctx.now, trigger="reconcile")
+        return decision, snap.state.model_copy(update={"scaling": state})
+
+    return act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger="reconcile: desired count out of bounds",
+               event_key=None, decide=decide)
+
+
+def _describe(deps: Dependencies, policies: list[ServicePolicy]) -> dict[tuple[str, str], ServiceView]:
+    by_cluster: dict[str, list[str]] = defaultdict(list)
+    for p in policies:
+        by_cluster[p.metadata.cluster].append(p.metadata.service)
+    views: dict[tuple[str, str], ServiceView] = {}
+    for cluster, services in by_cluster.items():
+        for name, view in deps.ecs.describe_services(cluster, services).items():
+            views[(cluster, name)] = view
+    return views

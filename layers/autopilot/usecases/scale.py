@@ -1,0 +1,96 @@
+"""ScalerFunction's use case: an alarm changed state; apply every rule of every policy naming it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from autopilot.decide.scaling import cooldown_precheck, decide_scaling
+from autopilot.models.actions import Decision
+from autopilot.models.events import AlarmChange, InvalidEvent, parse_alarm_event
+from autopilot.models.policy import ScalingRule, ServicePolicy
+from autopilot.models.state import ServiceState, Snapshot
+from autopilot.observability import logger
+from autopilot.ports import EcsPort, ServiceView
+from autopilot.store.table import AuditEntry
+from autopilot.usecases.observe import count_outcomes, count_invalid
+from autopilot.usecases.runner import Context, act, record
+from autopilot.wiring import Dependencies
+
+
+def handle_alarm_event(event: Any, deps: Dependencies) -> dict[str, Any]:
+    """Parse, then act; invalid events are rejected (logged, counted, audited) without any AWS mutation."""
+    started = time.perf_counter()
+    ctx = Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
+                  source="scaler", event_id=str(event.get("id", "-")) if isinstance(event, dict) else "-")
+    try:
+        change = parse_alarm_event(event)
+    except InvalidEvent as exc:
+        count_invalid(str(exc))
+        record(ctx, target="-", trigger="invalid alarm event", outcome="rejected:invalid-event", reason=str(exc))
+        return {"status": "rejected", "reason": str(exc)}
+    ctx.event_id = change.event_id
+    entries = apply_alarm_change(ctx, change, deps.ecs)
+    count_outcomes(entries, started)
+    return {"status": "ok", "alarm": change.alarm_name, "state": change.state,
+            "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
+
+
+def apply_alarm_change(ctx: Context, change: AlarmChange, ecs: EcsPort) -> list[AuditEntry]:
+    trigger = f"alarm {change.alarm_name} -> {change.state}"
+    policies = ctx.store.policies_for_alarm(change.alarm_name)
+    if not policies:
+        return [record(ctx, target="-", trigger=trigger, outcome="ignored:unknown-alarm",
+                       reason=f"no policy names alarm {change.alarm_name!r}")]
+    if change.state != "ALARM":
+        return [record(ctx, target=p.key, trigger=trigger, outcome=f"ignored:{change.state.lower()}",
+                       reason=f"{change.state} never triggers a rule (only a transition to ALARM does)")
+                for p in policies]
+    entries: list[AuditEntry] = []
+    for policy in policies:
+        rule = _scaling_rule(policy, change.alarm_name)
+        if rule is not None:
+            entries.append(apply_rule(ctx, policy, rule, change, ecs, trigger, change.event_key))
+        else:
+            entries.append(record(ctx, target=policy.key, trigger=trigger, outcome="ignored:no-rule",
+                                  reason=f"alarm {change.alarm_name!r} has no scaling rule in this policy"))
+    return entries
+
+
+def _scaling_rule(policy: ServicePolicy, alarm: str) -> ScalingRule | None:
+    rules = policy.spec.scaling.rules if policy.spec.scaling else []
+    return next((r for r in rules if r.alarm == alarm), None)
+
+
+def apply_rule(ctx: Context, policy: ServicePolicy, rule: ScalingRule, change: AlarmChange, ecs: EcsPort,
+               trigger: str, event_key: str | None, view: ServiceView | None = None,
+               audit_skips: bool = True) -> AuditEntry:
+    """Run one rule for one service through the claim-then-act path."""
+    assert policy.spec.scaling is not None
+    scaling = policy.spec.scaling
+    cluster, service = policy.metadata.cluster, policy.metadata.service
+    known_view = view
+
+    def decide(snap: Snapshot) -> tuple[Decision, ServiceState]:
+        nonlocal known_view
+        skip = cooldown_precheck(rule=rule, scaling=scaling, state=snap.state.scaling, datapoint=change.datapoint,
+                                 threshold=change.threshold, now=ctx.now, trigger=trigger)
+        if skip is not None:
+            return skip, snap.state
+        if known_view is None:
+            known_view = ecs.describe_services(cluster, [service]).get(service)
+        if known_view is None:
+            return Decision(outcome="skipped:service-missing",
+                            reason=f"{trigger}: service {cluster}/{service} was not found (or is INACTIVE)"), snap.state
+        current = known_view
+        known_view = None  # a retry after a concurrent update must see a fresh desired count
+        decision, scaling_state = decide_scaling(
+            rule=rule, scaling=scaling, state=snap.state.scaling, capacity=current.desired_count,
+            datapoint=change.datapoint, threshold=change.threshold, cluster=cluster, service=service,
+            now=ctx.now, trigger=trigger)
+        return decision, snap.state.model_copy(update={"scaling": scaling_state})
+
+    entry = act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger=trigger, event_key=event_key,
+                decide=decide, audit_skips=audit_skips)
+    logger.info("decided", extra={"target": entry.target, "outcome": entry.outcome, "reason": entry.reason})
+    return entry
