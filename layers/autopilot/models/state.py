@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from autopilot.models.healing_state import HealingState, RestartState
+from autopilot.models.rollout_state import RolloutState
+from autopilot.models.state_base import StateModel
 
 MAX_REMEMBERED_EVENTS = 50
-
-
-class StateModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # tolerate fields written by a newer version
 
 
 class ScalingState(StateModel):
@@ -34,6 +34,9 @@ class ServiceState(StateModel):
     paused: bool = False
     paused_reason: str | None = None
     scaling: ScalingState = Field(default_factory=ScalingState)
+    rollout: RolloutState = Field(default_factory=RolloutState)
+    healing: HealingState = Field(default_factory=HealingState)
+    restarts: RestartState = Field(default_factory=RestartState)  # only for TASK# keys (TaskPolicy)
     # Keys of events already applied to this service: a retried or duplicated event is a no-op.
     applied_events: list[str] = Field(default_factory=list)
 

@@ -1,0 +1,9 @@
+"""Base for stored state models."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class StateModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # tolerate fields written by a newer version
