@@ -116,13 +116,14 @@ def env(stack: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 @pytest.fixture
-def deps(env: dict[str, str], clock: FixedClock) -> Any:
-    """Production wiring on moto, with the test's clock."""
+def deps(env: dict[str, str], clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Production wiring on moto, with the test's clock; handlers loaded with load_handler() use it too."""
+    from autopilot import wiring
     from autopilot.settings import Settings
-    from autopilot.wiring import build
 
-    built = build(Settings.from_env(env))
+    built = wiring.build(Settings.from_env(env))
     built.clock = clock
+    monkeypatch.setattr(wiring, "dependencies", lambda: built)
     return built
 
 

@@ -1,12 +1,14 @@
-"""boto3 clients with one retry configuration, created lazily and cached per process.
+"""boto3 clients with one retry configuration, created lazily from one shared session.
 
 botocore's ``standard`` retry mode retries throttling, 5xx and timeouts with jittered back-off; when
 it gives up, the error propagates, the invocation fails, and Lambda/EventBridge retry the event.
+One session per process: each new session re-reads botocore's endpoint and service data (~0.25 s),
+which would dominate a cold start that creates three clients.
 """
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 from typing import Any
 
 import boto3
@@ -19,13 +21,26 @@ RETRY_CONFIG = Config(
     user_agent_extra="ecs-autopilot",
 )
 
+_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+_clients: dict[str, Any] = {}
 
-@cache
+
 def client(service: str) -> Any:
     """A cached client; boto3 honours AWS_ENDPOINT_URL, which points tests and the demo at moto."""
-    return boto3.session.Session().client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+    global _session
+    found = _clients.get(service)
+    if found is not None:
+        return found
+    with _lock:  # sessions are not thread-safe; clients are
+        if service not in _clients:
+            if _session is None:
+                _session = boto3.session.Session()
+            _clients[service] = _session.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+        return _clients[service]
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests and the demo change endpoints between runs)."""
-    client.cache_clear()
+    """Forget cached clients (tests and the demo change endpoints and mocks between runs)."""
+    with _lock:
+        _clients.clear()

@@ -103,7 +103,8 @@ def rule_target(rule: ScalingRule, capacity: int, datapoint: float | None, thres
     change = step_change(capacity, step)
     lo = "-inf" if step.lowerBound is None else _fmt(step.lowerBound)
     hi = "+inf" if step.upperBound is None else _fmt(step.upperBound)
-    return RuleOutcome(capacity + change, f"{seen}: step [{lo}, {hi}) adjusts {step.adjustment} of {capacity} = {change:+d}")
+    bounds = f"[{lo}, {hi})" if breach >= 0 else f"({lo}, {hi}]"  # inclusive ends as AWS documents them
+    return RuleOutcome(capacity + change, f"{seen}: step {bounds} adjusts {step.adjustment} of {capacity} = {change:+d}")
 
 
 def rule_direction(rule: ScalingRule, outcome: RuleOutcome, capacity: int) -> int:
