@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Deployment(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     id: str
     status: str  # PRIMARY | ACTIVE | INACTIVE
     task_definition: str
@@ -23,7 +23,7 @@ class Deployment(BaseModel):
 class ServiceView(BaseModel):
     """What DescribeServices says about a service, reduced to what decisions use."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     cluster: str
     service: str
     arn: str | None = None
@@ -38,7 +38,7 @@ class ServiceView(BaseModel):
 
 
 class AlarmView(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     name: str
     state: str
     state_reason_data: str | None = None
@@ -64,3 +64,23 @@ class NotifierPort(Protocol):
 
 class RestartQueuePort(Protocol):
     def send(self, body: dict[str, Any], delay_seconds: int, dedup_id: str) -> None: ...
+
+
+class DescribedTaskDefinition(BaseModel):
+    """DescribeTaskDefinition's answer with include=['TAGS']: the task definition as AWS returned it."""
+
+    task_definition: dict[str, Any]
+    tags: list[dict[str, str]] = Field(default_factory=list)
+
+
+class DerivedLookup(BaseModel):
+    """Result of looking for an already-registered derived revision (and what the look-up cost)."""
+
+    arn: str | None
+    describe_calls: int = 0
+
+
+class TaskDefinitionsPort(Protocol):
+    def describe(self, task_definition: str) -> DescribedTaskDefinition: ...
+    def register(self, request: dict[str, Any]) -> str: ...
+    def find_derived(self, family: str, derivation_id: str, newer_than: int | None) -> DerivedLookup: ...

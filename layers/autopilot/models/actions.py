@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class BaseAction(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     mutating: ClassVar[bool] = True
     reason: str
 
@@ -54,9 +54,12 @@ class DeriveRevision(BaseAction):
     cluster: str
     service: str
     base_task_definition: str
-    # container name -> new memory (hard limit) in MiB; "task" key for the task-level size
+    # container name -> new memory (hard limit, ``memory``) in MiB. A container that has a soft limit
+    # (``memoryReservation``) gets it scaled in proportion, unless container_memory_reservation names it.
     container_memory: dict[str, int] = Field(default_factory=dict)
-    task_memory: int | None = None
+    # container name -> new soft limit in MiB (explicit; wins over the proportional scaling)
+    container_memory_reservation: dict[str, int] = Field(default_factory=dict)
+    task_memory: int | None = None  # task-level memory in MiB
     task_cpu: int | None = None
     derivation_id: str  # deterministic: the same decision always derives the same revision
 
@@ -131,7 +134,7 @@ Action = Annotated[
 class Decision(BaseModel):
     """The outcome of one pure decision: what to do (maybe nothing) and why."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     outcome: str  # short machine-readable verdict: "scale-out", "skipped:cooldown", "ignored:unknown-alarm", ...
     reason: str  # the human "because"
     actions: tuple[Action, ...] = ()

@@ -20,7 +20,7 @@ class InvalidEvent(ValueError):
 
 
 class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class AlarmStateValue(_Loose):
@@ -54,7 +54,7 @@ class DirectAlarmEvent(_Loose):
 class AlarmChange(BaseModel):
     """An alarm state change, whichever way it arrived, with its breaching datapoint if known."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     alarm_name: str
     state: AlarmState
     previous_state: AlarmState | None

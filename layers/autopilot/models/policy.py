@@ -24,7 +24,7 @@ AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
 class StrictModel(BaseModel):
     """Base for policy models: unknown keys are errors, values are immutable once parsed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Step(StrictModel):

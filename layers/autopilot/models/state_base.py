@@ -6,4 +6,4 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StateModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # tolerate fields written by a newer version
+    model_config = ConfigDict(extra="ignore", defer_build=True)  # tolerate fields of newer versions

@@ -40,7 +40,7 @@ class ConcurrentUpdate(Exception):
 class AuditEntry(BaseModel):
     """One decision, as written to the audit trail and shown by ``autopilot history``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     at: datetime
     target: str  # SVC#cluster#service, TASK#cluster#family, or "-" for events that name nothing managed
     event_id: str
