@@ -6,7 +6,7 @@ import copy
 import json
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ class FixedClock:
 
 @pytest.fixture
 def clock() -> FixedClock:
-    return FixedClock(datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc))
+    return FixedClock(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
 
 
 @pytest.fixture

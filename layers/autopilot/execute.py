@@ -9,10 +9,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from autopilot.models.actions import Action, BaseAction, Notify, Recycle, RollBack, SetCapacityStrategy, SetDesiredCount
-from autopilot.ports import EcsPort, NotifierPort, RestartQueuePort
+from autopilot.decide.taskdef import Changes, family_of, register_request, revision_number
+from autopilot.models.actions import (
+    Action,
+    BaseAction,
+    DeriveRevision,
+    EnqueueRestart,
+    Notify,
+    Recycle,
+    RollBack,
+    RunTask,
+    SetCapacityStrategy,
+    SetDesiredCount,
+)
+from autopilot.ports import EcsPort, NotifierPort, RestartQueuePort, TaskDefinitionsPort
 
 Handler = Callable[[Any], list[str]]
+
+
+class RunTaskFailed(RuntimeError):
+    """RunTask started no task: its ``failures[]`` (no capacity, placement) say why."""
+
+    def __init__(self, failures: list[dict[str, Any]]) -> None:
+        self.failures = failures
+        reasons = "; ".join(f"{f.get('reason', '?')}" + (f" ({f['detail']})" if f.get("detail") else "")
+                            for f in failures) or "no task and no failure reported"
+        super().__init__(f"RunTask started no task: {reasons}"[:500])
 
 
 class Executor:
@@ -29,6 +51,8 @@ class Executor:
             "recycle": self._recycle,
             "set-capacity-strategy": self._set_capacity_strategy,
             "notify": self._notify,
+            "enqueue-restart": self._enqueue_restart,
+            "run-task": self._run_task,
             **(extra or {}),
         }
 
@@ -48,7 +72,7 @@ class Executor:
                 self.announce(action, dry_run=True)
                 continue
             calls += handler(action)
-            if action.mutating:
+            if action.mutating and not getattr(action, "requeue", False):
                 self.announce(action)
                 calls.append("sns:Publish")
         return calls
@@ -79,6 +103,19 @@ class Executor:
         self.notifier.publish(action.subject, action.describe(), {**action.detail, "kind": "notify"})
         return ["sns:Publish"]
 
+    def _enqueue_restart(self, action: EnqueueRestart) -> list[str]:
+        if self.restart_queue is None:
+            raise RuntimeError("no restart queue configured: cannot queue a restart")
+        dedup = f"{action.message.get('lineage', '-')}#{action.message.get('sequence', '-')}"
+        self.restart_queue.send(action.message, action.delay_seconds, dedup)
+        return ["sqs:SendMessage"]
+
+    def _run_task(self, action: RunTask) -> list[str]:
+        result = self.ecs.run_task(action.request)
+        if not result.task_arns:
+            raise RunTaskFailed(result.failures)
+        return ["ecs:RunTask"]
+
 
 _PLANNED: dict[str, list[str]] = {
     "set-desired-count": ["ecs:UpdateService"],
@@ -93,3 +130,36 @@ _PLANNED: dict[str, list[str]] = {
 
 def _planned_calls(action: BaseAction) -> list[str]:
     return list(_PLANNED.get(getattr(action, "kind", ""), []))
+
+
+def derive_revision_handler(ecs: EcsPort, taskdefs: TaskDefinitionsPort) -> Handler:
+    """The executor for ``derive-revision`` (register with ``Executor.register``; wiring does).
+
+    Describe the base with its tags, build the changed copy (pure: ``decide.taskdef``), reuse a revision
+    an earlier attempt registered for the same ``derivation_id`` (a failure between RegisterTaskDefinition
+    and UpdateService must not register a second one), else register, then roll the service to it.
+    """
+    def handle(action: DeriveRevision) -> list[str]:
+        base = taskdefs.describe(action.base_task_definition)
+        calls = ["ecs:DescribeTaskDefinition"]
+        request = register_request(
+            base.task_definition, base.tags,
+            Changes(container_memory=dict(action.container_memory),
+                    container_memory_reservation=dict(action.container_memory_reservation),
+                    task_memory=action.task_memory, task_cpu=action.task_cpu),
+            derived_from=str(base.task_definition.get("taskDefinitionArn", action.base_task_definition)),
+            reason=action.reason, derivation_id=action.derivation_id)
+        base_revision = base.task_definition.get("revision")
+        found = taskdefs.find_derived(family_of(base.task_definition), action.derivation_id,
+                                      int(base_revision) if base_revision is not None
+                                      else revision_number(action.base_task_definition))
+        calls += ["ecs:ListTaskDefinitions"] + ["ecs:DescribeTaskDefinition"] * found.describe_calls
+        arn = found.arn
+        if arn is None:
+            arn = taskdefs.register(request)
+            calls.append("ecs:RegisterTaskDefinition")
+        ecs.update_service(action.cluster, action.service, taskDefinition=arn)
+        calls.append("ecs:UpdateService")
+        return calls
+
+    return handle

@@ -24,6 +24,10 @@ def run_once(fn: Callable[[dict[str, Any]], dict[str, Any]], event: Any, *, tabl
     """Call ``fn(event)`` at most once per idempotency key (non-dict events go straight through)."""
     if not isinstance(event, dict):
         return fn(event)
+    if client is None:
+        from autopilot.aws.clients import client as shared_client
+
+        client = shared_client("dynamodb")  # a new client per invocation would cost ~0.3 s each time
     persistence = DynamoDBPersistenceLayer(
         table_name=table, key_attr="PK", sort_key_attr="SK", static_pk_value=f"IDEMPOTENCY#{function}",
         expiry_attr="expiration", boto3_client=client,

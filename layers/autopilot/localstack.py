@@ -9,6 +9,7 @@ Lambda itself are exercised elsewhere (template tests).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from typing import Any
 import yaml
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+# What the emulator answers for pseudo parameters (moto's default account; AWS::StackName is the stack's own).
+PSEUDO_PARAMETERS = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
+                     "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": ""}
+_INTRINSICS = {"Ref", "Fn::Join", "Fn::GetAtt", "Fn::Sub", "Fn::Split", "Fn::Select"}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -51,25 +56,65 @@ class LocalStack:
     parameters: dict[str, str]
     physical: dict[str, str] = field(default_factory=dict)  # logical id -> what !Ref returns
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)  # (logical id, attribute) -> value
+    list_parameters: frozenset[str] = frozenset()  # CommaDelimitedList parameters: !Ref gives a list
 
     def ref(self, logical_id: str) -> str:
+        if logical_id in PSEUDO_PARAMETERS:
+            return self.stack_name if logical_id == "AWS::StackName" else PSEUDO_PARAMETERS[logical_id]
         if logical_id in self.parameters:
             return self.parameters[logical_id]
         return self.physical[logical_id]
+
+    def resolve_all(self, value: Any) -> Any:
+        """Resolve intrinsics anywhere in a structure (e.g. an EventBridge rule pattern)."""
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _INTRINSICS:
+            return self.resolve(value)
+        if isinstance(value, dict):
+            return {k: self.resolve_all(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve_all(v) for v in value]
+        return value
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        values = {k: self.resolve(v) for k, v in variables.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in values:
+                return str(values[name])
+            if "." in name and not name.startswith("AWS::"):
+                logical, attribute = name.split(".", 1)
+                return self.attributes[(logical, attribute)]
+            return self.ref(name)
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
 
     def resolve(self, value: Any) -> Any:
         """Resolve the intrinsic functions environment variables use (Ref, Join, GetAtt, Sub of params)."""
         if isinstance(value, dict) and len(value) == 1:
             (name, arg), = value.items()
             if name == "Ref":
-                return self.ref(arg)
+                return self.ref(arg).split(",") if arg in self.list_parameters else self.ref(arg)
             if name == "Fn::Join":
                 sep, items = arg
                 resolved = [self.resolve(i) for i in items] if isinstance(items, list) else self.resolve(items)
                 parts = resolved if isinstance(resolved, list) else str(resolved).split(",")
-                return sep.join(str(p) for p in parts)
+                return str(self.resolve(sep)).join(str(p) for p in parts)
             if name == "Fn::GetAtt":
                 return self.attributes[(arg[0], arg[1])]
+            if name == "Fn::Sub":
+                return self._sub(arg)
+            if name == "Fn::Split":
+                sep, source = arg
+                resolved = self.resolve(source)
+                return resolved if isinstance(resolved, list) else str(resolved).split(str(self.resolve(sep)))
+            if name == "Fn::Select":
+                index, items = arg
+                resolved = self.resolve(items)
+                return self.resolve(resolved[int(self.resolve(index))])
         return value
 
     def function_environment(self, template: dict[str, Any], function: str) -> dict[str, str]:
@@ -87,7 +132,9 @@ def create_stack(clients: Any, *, stack_name: str = "autopilot-local", parameter
     template = template or load_template()
     params = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
     params.update(parameters or {})
-    stack = LocalStack(stack_name=stack_name, parameters=params)
+    lists = frozenset(n for n, spec in template.get("Parameters", {}).items()
+                      if str(spec.get("Type", "")).startswith(("CommaDelimitedList", "List<")))
+    stack = LocalStack(stack_name=stack_name, parameters=params, list_parameters=lists)
     resources = template["Resources"]
     # Queues first without redrive (a redrive target must exist), then tables and topics.
     for logical, resource in resources.items():
@@ -96,7 +143,8 @@ def create_stack(clients: Any, *, stack_name: str = "autopilot-local", parameter
         if kind == "AWS::SQS::Queue":
             name = f"{stack_name}-{logical}"
             url = clients("sqs").create_queue(QueueName=name)["QueueUrl"]
-            arn = clients("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            attributes = clients("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+            arn = attributes["QueueArn"]
             stack.physical[logical] = url
             stack.attributes[(logical, "Arn")] = arn
             stack.attributes[(logical, "QueueName")] = name

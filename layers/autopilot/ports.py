@@ -47,10 +47,19 @@ class AlarmView(BaseModel):
     metric_query: list[dict[str, Any]] = Field(default_factory=list)  # GetMetricData queries for the alarm's metric
 
 
+class RunTaskResult(BaseModel):
+    """RunTask's answer: the tasks started and the ``failures[]`` (capacity, placement) it reported."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+    task_arns: list[str] = Field(default_factory=list)
+    failures: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class EcsPort(Protocol):
     def describe_services(self, cluster: str, services: list[str]) -> dict[str, ServiceView]: ...
     def set_desired_count(self, cluster: str, service: str, desired: int) -> None: ...
     def update_service(self, cluster: str, service: str, **changes: Any) -> None: ...
+    def run_task(self, request: dict[str, Any]) -> RunTaskResult: ...
 
 
 class AlarmsPort(Protocol):

@@ -7,20 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 
 from autopilot.aws.cloudwatch import CloudWatchAlarms
 from autopilot.aws.ecs import Ecs
 from autopilot.aws.notifier import SnsNotifier
-from autopilot.execute import Executor
-from autopilot.ports import AlarmsPort, EcsPort, NotifierPort
+from autopilot.aws.restart_queue import SqsRestartQueue
+from autopilot.aws.taskdefs import TaskDefinitions
+from autopilot.execute import Executor, derive_revision_handler
+from autopilot.ports import AlarmsPort, EcsPort, NotifierPort, TaskDefinitionsPort
 from autopilot.settings import Settings, settings
 from autopilot.store.table import StateTable
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -32,14 +34,18 @@ class Dependencies:
     alarms: AlarmsPort
     executor: Executor
     clock: Callable[[], datetime] = field(default=utcnow)
+    taskdefs: TaskDefinitionsPort | None = None  # derived revisions (rollouts, OOM right-sizing)
 
 
 def build(config: Settings) -> Dependencies:
     ecs = Ecs()
     notifier = SnsNotifier(config.topic_arn)
+    taskdefs = TaskDefinitions()
+    executor = Executor(ecs, notifier, restart_queue=SqsRestartQueue(config.restart_queue_url))
+    executor.register("derive-revision", derive_revision_handler(ecs, taskdefs))
     return Dependencies(
         settings=config, store=StateTable(config.table), ecs=ecs, notifier=notifier,
-        alarms=CloudWatchAlarms(), executor=Executor(ecs, notifier),
+        alarms=CloudWatchAlarms(), executor=executor, taskdefs=taskdefs,
     )
 
 

@@ -13,13 +13,21 @@ from autopilot.models.policy import ServicePolicy
 from tests.conftest import load_handler, published
 
 POLICY: dict[str, Any] = {
-    "apiVersion": "autopilot/v1", "kind": "ServicePolicy",
+    "apiVersion": "autopilot/v1",
+    "kind": "ServicePolicy",
     "metadata": {"cluster": "prod", "service": "web"},
-    "spec": {"scaling": {"minTasks": 2, "maxTasks": 10, "scaleOutCooldownSeconds": 60,
-                         "scaleInCooldownSeconds": 120, "rules": [
-                             {"alarm": "web-cpu-high", "steps": [{"lowerBound": 0, "adjustment": 2}]},
-                             {"alarm": "web-cpu-low", "steps": [{"upperBound": 0, "adjustment": -1}]},
-                         ]}},
+    "spec": {
+        "scaling": {
+            "minTasks": 2,
+            "maxTasks": 10,
+            "scaleOutCooldownSeconds": 60,
+            "scaleInCooldownSeconds": 120,
+            "rules": [
+                {"alarm": "web-cpu-high", "steps": [{"lowerBound": 0, "adjustment": 2}]},
+                {"alarm": "web-cpu-low", "steps": [{"upperBound": 0, "adjustment": -1}]},
+            ],
+        }
+    },
 }
 
 
@@ -31,19 +39,32 @@ def service(deps) -> Any:
     ecs.create_service(cluster="prod", serviceName="web", taskDefinition="web", desiredCount=4)
     cw = client("cloudwatch")
     for name, op in (("web-cpu-high", "GreaterThanOrEqualToThreshold"), ("web-cpu-low", "LessThanThreshold")):
-        cw.put_metric_alarm(AlarmName=name, MetricName="CPUUtilization", Namespace="AWS/ECS", Statistic="Average",
-                            Period=60, EvaluationPeriods=1, Threshold=70.0 if "high" in name else 30.0,
-                            ComparisonOperator=op,
-                            Dimensions=[{"Name": "ClusterName", "Value": "prod"}, {"Name": "ServiceName", "Value": "web"}])
+        cw.put_metric_alarm(
+            AlarmName=name,
+            MetricName="CPUUtilization",
+            Namespace="AWS/ECS",
+            Statistic="Average",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=70.0 if "high" in name else 30.0,
+            ComparisonOperator=op,
+            Dimensions=[{"Name": "ClusterName", "Value": "prod"}, {"Name": "ServiceName", "Value": "web"}],
+        )
     deps.store.put_policy(ServicePolicy.model_validate(POLICY), deps.clock())
     return deps
 
 
 def set_alarm(name: str, state: str, value: float, threshold: float) -> None:
-    reason = {"version": "1.0", "statistic": "Average", "period": 60, "recentDatapoints": [value],
-              "threshold": threshold}
-    client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason="test",
-                                         StateReasonData=json.dumps(reason))
+    reason = {
+        "version": "1.0",
+        "statistic": "Average",
+        "period": 60,
+        "recentDatapoints": [value],
+        "threshold": threshold,
+    }
+    client("cloudwatch").set_alarm_state(
+        AlarmName=name, StateValue=state, StateReason="test", StateReasonData=json.dumps(reason)
+    )
 
 
 def desired() -> int:
@@ -83,11 +104,20 @@ def test_reconciler_uses_the_latest_metric_value(service, lambda_context):
     """The reason data is frozen at the transition; the step is chosen from the metric as it is now."""
     set_alarm("web-cpu-low", "ALARM", 25, 30)
     cw = client("cloudwatch")
-    cw.put_metric_data(Namespace="AWS/ECS", MetricData=[{
-        "MetricName": "CPUUtilization", "Value": 5.0, "Timestamp": service.clock() - timedelta(minutes=1),
-        "Dimensions": [{"Name": "ClusterName", "Value": "prod"}, {"Name": "ServiceName", "Value": "web"}]}])
-    values = service.alarms.latest_values(list(service.alarms.describe_alarms(["web-cpu-low"]).values()),
-                                          now=service.clock())
+    cw.put_metric_data(
+        Namespace="AWS/ECS",
+        MetricData=[
+            {
+                "MetricName": "CPUUtilization",
+                "Value": 5.0,
+                "Timestamp": service.clock() - timedelta(minutes=1),
+                "Dimensions": [{"Name": "ClusterName", "Value": "prod"}, {"Name": "ServiceName", "Value": "web"}],
+            }
+        ],
+    )
+    values = service.alarms.latest_values(
+        list(service.alarms.describe_alarms(["web-cpu-low"]).values()), now=service.clock()
+    )
     assert values == {"web-cpu-low": 5.0}
 
 

@@ -9,13 +9,26 @@ from autopilot.models.policy import ServicePolicy
 from tests.conftest import load_handler, published, variant
 
 POLICY = {
-    "apiVersion": "autopilot/v1", "kind": "ServicePolicy",
+    "apiVersion": "autopilot/v1",
+    "kind": "ServicePolicy",
     "metadata": {"cluster": "prod", "service": "web"},
-    "spec": {"scaling": {"minTasks": 2, "maxTasks": 40, "scaleOutCooldownSeconds": 60, "rules": [
-        {"alarm": "web-cpu-high", "steps": [{"lowerBound": 0, "upperBound": 20, "adjustment": 1},
-                                            {"lowerBound": 20, "adjustment": "30%", "minAdjustmentMagnitude": 2}]},
-        {"alarm": "web-cpu-low", "steps": [{"upperBound": 0, "adjustment": -1}]},
-    ]}},
+    "spec": {
+        "scaling": {
+            "minTasks": 2,
+            "maxTasks": 40,
+            "scaleOutCooldownSeconds": 60,
+            "rules": [
+                {
+                    "alarm": "web-cpu-high",
+                    "steps": [
+                        {"lowerBound": 0, "upperBound": 20, "adjustment": 1},
+                        {"lowerBound": 20, "adjustment": "30%", "minAdjustmentMagnitude": 2},
+                    ],
+                },
+                {"alarm": "web-cpu-low", "steps": [{"upperBound": 0, "adjustment": -1}]},
+            ],
+        }
+    },
 }
 
 
@@ -26,12 +39,22 @@ def make_service(desired: int = 4) -> None:
     ecs.create_service(cluster="prod", serviceName="web", taskDefinition="web", desiredCount=desired)
 
 
-def alarm_event(name: str, value: float, threshold: float = 50.0, state: str = "ALARM", ts: str = "2026-11-26T12:00:00.000+0000"):
+def alarm_event(
+    name: str, value: float, threshold: float = 50.0, state: str = "ALARM", ts: str = "2026-11-26T12:00:00.000+0000"
+):
     base = published("cloudwatch-alarm-state-change-single-metric.json")
     reason = json.loads(base["detail"]["state"]["reasonData"])
     reason.update(recentDatapoints=[value], threshold=threshold)
-    return variant(base, **{"detail.alarmName": name, "detail.state.value": state, "detail.state.timestamp": ts,
-                            "detail.state.reasonData": json.dumps(reason), "id": f"evt-{name}-{ts}"})
+    return variant(
+        base,
+        **{
+            "detail.alarmName": name,
+            "detail.state.value": state,
+            "detail.state.timestamp": ts,
+            "detail.state.reasonData": json.dumps(reason),
+            "id": f"evt-{name}-{ts}",
+        },
+    )
 
 
 def desired() -> int:

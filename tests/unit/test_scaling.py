@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 import pytest
@@ -21,7 +21,7 @@ from autopilot.models.actions import SetDesiredCount
 from autopilot.models.policy import Scaling, ScalingRule, Step
 from autopilot.models.state import ScalingState
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 # The worked example of aws-facts.md section 2: threshold 50, steps out and in.
 WORKED_STEPS = [

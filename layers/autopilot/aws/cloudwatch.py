@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from autopilot.aws.clients import client
@@ -15,8 +15,8 @@ def alarm_view(raw: dict[str, Any]) -> AlarmView:
     """Reduce a DescribeAlarms MetricAlarm to its state and a GetMetricData query for its metric."""
     queries: list[dict[str, Any]] = []
     if raw.get("Metrics"):
-        queries = [{k: v for k, v in q.items() if k in ("Id", "MetricStat", "Expression", "Label", "ReturnData", "Period")}
-                   for q in raw["Metrics"]]
+        keep = ("Id", "MetricStat", "Expression", "Label", "ReturnData", "Period")
+        queries = [{k: v for k, v in q.items() if k in keep} for q in raw["Metrics"]]
     elif raw.get("MetricName"):
         stat: dict[str, Any] = {
             "Metric": {"Namespace": raw.get("Namespace"), "MetricName": raw["MetricName"],
@@ -29,7 +29,7 @@ def alarm_view(raw: dict[str, Any]) -> AlarmView:
     return AlarmView(
         name=raw["AlarmName"], state=raw.get("StateValue", "INSUFFICIENT_DATA"),
         state_reason_data=raw.get("StateReasonData"), threshold=raw.get("Threshold"),
-        state_updated=updated.isoformat() if hasattr(updated, "isoformat") else updated,
+        state_updated=updated.isoformat() if updated is not None and hasattr(updated, "isoformat") else updated,
         metric_query=queries,
     )
 
@@ -82,7 +82,7 @@ class CloudWatchAlarms:
         values: dict[str, float] = {}
         if not queries:
             return values
-        end = now or datetime.now(timezone.utc)
+        end = now or datetime.now(UTC)
         start = end - timedelta(minutes=15)
         for offset in range(0, len(queries), 500):
             kwargs: dict[str, Any] = {"MetricDataQueries": queries[offset:offset + 500], "StartTime": start,
@@ -97,3 +97,24 @@ class CloudWatchAlarms:
                     break
                 kwargs["NextToken"] = response["NextToken"]
         return values
+
+    def metric_series(self, queries: list[dict[str, Any]], start: datetime,
+                      end: datetime) -> dict[str, list[tuple[datetime, float]]]:
+        """Datapoints of many GetMetricData queries, keyed by query Id: one call per 500 queries (paginated).
+
+        Used by targetTracking rules, which read all their metrics of a reconciler run at once.
+        """
+        series: dict[str, list[tuple[datetime, float]]] = {}
+        for offset in range(0, len(queries), 500):
+            kwargs: dict[str, Any] = {"MetricDataQueries": queries[offset:offset + 500], "StartTime": start,
+                                      "EndTime": end, "ScanBy": "TimestampDescending"}
+            while True:
+                response = self.client.get_metric_data(**kwargs)
+                for result in response.get("MetricDataResults", []):
+                    points = series.setdefault(result.get("Id", ""), [])
+                    pairs = zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
+                    points.extend((ts if ts.tzinfo else ts.replace(tzinfo=UTC), float(v)) for ts, v in pairs)
+                if not response.get("NextToken"):
+                    break
+                kwargs["NextToken"] = response["NextToken"]
+        return series

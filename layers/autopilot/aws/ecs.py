@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from autopilot.aws.clients import client
-from autopilot.ports import Deployment, ServiceView
+from autopilot.ports import Deployment, RunTaskResult, ServiceView
 
 
 def _iso(value: Any) -> str | None:
@@ -63,3 +65,18 @@ class Ecs:
 
     def update_service(self, cluster: str, service: str, **changes: Any) -> None:
         self.client.update_service(cluster=cluster, service=service, **changes)
+
+    def run_task(self, request: dict[str, Any]) -> RunTaskResult:
+        """RunTask with ``request`` as its parameters (``clientToken`` makes a retry of one attempt idempotent).
+
+        An ECS error (throttling after botocore's retries, a refused request) comes back as a failure,
+        like a capacity failure in ``failures[]``: the restarter retries both with the back-off.
+        """
+        try:
+            response = self.client.run_task(**request)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            return RunTaskResult(failures=[{"reason": str(error.get("Code", "ClientError")),
+                                            "detail": str(error.get("Message", ""))[:300]}])
+        return RunTaskResult(task_arns=[str(t["taskArn"]) for t in response.get("tasks") or [] if t.get("taskArn")],
+                             failures=list(response.get("failures") or []))

@@ -104,7 +104,9 @@ def rule_target(rule: ScalingRule, capacity: int, datapoint: float | None, thres
     lo = "-inf" if step.lowerBound is None else _fmt(step.lowerBound)
     hi = "+inf" if step.upperBound is None else _fmt(step.upperBound)
     bounds = f"[{lo}, {hi})" if breach >= 0 else f"({lo}, {hi}]"  # inclusive ends as AWS documents them
-    return RuleOutcome(capacity + change, f"{seen}: step {bounds} adjusts {step.adjustment} of {capacity} = {change:+d}")
+    return RuleOutcome(
+        capacity + change, f"{seen}: step {bounds} adjusts {step.adjustment} of {capacity} = {change:+d}"
+    )
 
 
 def rule_direction(rule: ScalingRule, outcome: RuleOutcome, capacity: int) -> int:
@@ -152,43 +154,77 @@ def decide_scaling(
                     reason=f"{why}; in scale-out cooldown until {until} and the scale-out that started it "
                     f"(from {state.scale_out_base}) already covers {target} tasks",
                 ), state
-            new_state = state.model_copy(update={"scale_out_target": target, "last_action_at": now, "last_desired": target,
-                                                 "scale_in_until": None})
-            return _scale(cluster, service, capacity, target, f"{why}; during the scale-out cooldown only the "
-                          f"difference to {state.scale_out_base}{from_base.target - state.scale_out_base:+d} is added"
-                          if from_base.target is not None else why, "scale-out"), new_state
+            new_state = state.model_copy(
+                update={
+                    "scale_out_target": target,
+                    "last_action_at": now,
+                    "last_desired": target,
+                    "scale_in_until": None,
+                }
+            )
+            return _scale(
+                cluster,
+                service,
+                capacity,
+                target,
+                f"{why}; during the scale-out cooldown only the "
+                f"difference to {state.scale_out_base}{from_base.target - state.scale_out_base:+d} is added"
+                if from_base.target is not None
+                else why,
+                "scale-out",
+            ), new_state
         target = clamp(outcome.target, scaling)
         if target <= capacity:
-            return Decision(outcome="skipped:at-max", reason=f"{why}; already at maxTasks {scaling.maxTasks}"
-                            if capacity >= scaling.maxTasks else f"{why}; nothing to add"), state
-        new_state = state.model_copy(update={
-            "scale_out_until": now + timedelta(seconds=scaling.scaleOutCooldownSeconds),
-            "scale_out_base": capacity, "scale_out_target": target,
-            "scale_in_until": None,  # a scale-out ends a scale-in cooldown
-            "last_action_at": now, "last_desired": target,
-        })
-        return _scale(cluster, service, capacity, target, why + _clamped(outcome.target, target), "scale-out"), new_state
+            return Decision(
+                outcome="skipped:at-max",
+                reason=f"{why}; already at maxTasks {scaling.maxTasks}"
+                if capacity >= scaling.maxTasks
+                else f"{why}; nothing to add",
+            ), state
+        new_state = state.model_copy(
+            update={
+                "scale_out_until": now + timedelta(seconds=scaling.scaleOutCooldownSeconds),
+                "scale_out_base": capacity,
+                "scale_out_target": target,
+                "scale_in_until": None,  # a scale-out ends a scale-in cooldown
+                "last_action_at": now,
+                "last_desired": target,
+            }
+        )
+        return _scale(
+            cluster, service, capacity, target, why + _clamped(outcome.target, target), "scale-out"
+        ), new_state
 
     if direction < 0:
         if in_in_cooldown:
             assert state.scale_in_until is not None
-            return Decision(outcome="skipped:cooldown",
-                            reason=f"{why}; scale-in blocked by its cooldown until {state.scale_in_until.isoformat()}"), state
+            return Decision(
+                outcome="skipped:cooldown",
+                reason=f"{why}; scale-in blocked by its cooldown until {state.scale_in_until.isoformat()}",
+            ), state
         target = clamp(outcome.target, scaling)
         if target >= capacity:
-            return Decision(outcome="skipped:at-min", reason=f"{why}; already at minTasks {scaling.minTasks}"
-                            if capacity <= scaling.minTasks else f"{why}; nothing to remove"), state
-        new_state = state.model_copy(update={
-            "scale_in_until": now + timedelta(seconds=scaling.scaleInCooldownSeconds),
-            "last_action_at": now, "last_desired": target,
-        })
+            return Decision(
+                outcome="skipped:at-min",
+                reason=f"{why}; already at minTasks {scaling.minTasks}"
+                if capacity <= scaling.minTasks
+                else f"{why}; nothing to remove",
+            ), state
+        new_state = state.model_copy(
+            update={
+                "scale_in_until": now + timedelta(seconds=scaling.scaleInCooldownSeconds),
+                "last_action_at": now,
+                "last_desired": target,
+            }
+        )
         return _scale(cluster, service, capacity, target, why + _clamped(outcome.target, target), "scale-in"), new_state
 
     # The rule asks for the current capacity; it may still sit outside [min, max] (drift).
     target = clamp(capacity, scaling)
     if target != capacity:
-        return decide_bounds(scaling=scaling, state=state, capacity=capacity, cluster=cluster, service=service,
-                             now=now, trigger=why)
+        return decide_bounds(
+            scaling=scaling, state=state, capacity=capacity, cluster=cluster, service=service, now=now, trigger=why
+        )
     return Decision(outcome="skipped:no-change", reason=f"{why}; desired count stays {capacity}"), state
 
 
@@ -207,8 +243,10 @@ def decide_bounds(
     """Bring a desired count that drifted outside [minTasks, maxTasks] back inside (no cooldown applies)."""
     target = clamp(capacity, scaling)
     if target == capacity:
-        return Decision(outcome="skipped:within-bounds",
-                        reason=f"{trigger}: {capacity} tasks is within [{scaling.minTasks}, {scaling.maxTasks}]"), state
+        return Decision(
+            outcome="skipped:within-bounds",
+            reason=f"{trigger}: {capacity} tasks is within [{scaling.minTasks}, {scaling.maxTasks}]",
+        ), state
     side = "below minTasks" if capacity < scaling.minTasks else "above maxTasks"
     reason = f"{trigger}: desired count {capacity} drifted {side}; brought back to {target}"
     new_state = state.model_copy(update={"last_action_at": now, "last_desired": target})
@@ -228,8 +266,14 @@ def step_direction(rule: ScalingRule, datapoint: float | None, threshold: float 
 
 
 def cooldown_precheck(
-    *, rule: ScalingRule, scaling: Scaling, state: ScalingState, datapoint: float | None,
-    threshold: float | None, now: datetime, trigger: str,
+    *,
+    rule: ScalingRule,
+    scaling: Scaling,
+    state: ScalingState,
+    datapoint: float | None,
+    threshold: float | None,
+    now: datetime,
+    trigger: str,
 ) -> Decision | None:
     """A skip decided from stored state alone, so a cooldown skip needs no DescribeServices call.
 
@@ -237,10 +281,17 @@ def cooldown_precheck(
     """
     direction = step_direction(rule, datapoint, threshold)
     if direction < 0 and state.scale_in_until is not None and now < state.scale_in_until:
-        return Decision(outcome="skipped:cooldown",
-                        reason=f"{trigger}: scale-in blocked by its cooldown until {state.scale_in_until.isoformat()}")
-    if (direction > 0 and state.scale_out_until is not None and now < state.scale_out_until
-            and state.scale_out_base is not None and state.scale_out_target is not None):
+        return Decision(
+            outcome="skipped:cooldown",
+            reason=f"{trigger}: scale-in blocked by its cooldown until {state.scale_in_until.isoformat()}",
+        )
+    if (
+        direction > 0
+        and state.scale_out_until is not None
+        and now < state.scale_out_until
+        and state.scale_out_base is not None
+        and state.scale_out_target is not None
+    ):
         from_base = rule_target(rule, state.scale_out_base, datapoint, threshold)
         if from_base.target is not None and clamp(from_base.target, scaling) <= state.scale_out_target:
             return Decision(

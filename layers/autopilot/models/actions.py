@@ -98,6 +98,8 @@ class EnqueueRestart(BaseAction):
     family: str
     delay_seconds: int
     message: dict[str, Any]
+    # True when a back-off longer than SQS's 900 s is only carried forward: plumbing, announced once already.
+    requeue: bool = False
 
     def describe(self) -> str:
         return f"Restart of {self.cluster}/{self.family} queued in {self.delay_seconds}s: {self.reason}"

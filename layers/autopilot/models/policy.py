@@ -8,12 +8,17 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Mode = Literal["enforce", "dry-run", "off"]
 _PERCENT = re.compile(r"^([+-]?\d+(?:\.\d+)?)%$")
+# CloudWatch statistics: the five basic ones, percentiles and the trimmed/windsorized/percentile-rank forms.
+_STAT = (r"^(SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?"
+         r"|(tm|wm|tc|ts|pr)\(?[\d.:%]*\)?|TM|WM|TC|TS|PR|IQM)$")
 
 # Resource names as ECS and CloudWatch accept them (kept loose: AWS is the final judge).
 ClusterName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -22,9 +27,13 @@ AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 class StrictModel(BaseModel):
-    """Base for policy models: unknown keys are errors, values are immutable once parsed."""
+    """Base for policy models: unknown keys are errors, values are immutable once parsed.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+    ``allow_inf_nan=False``: YAML's ``.nan``/``.inf`` would slip past every bound and gap check.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True,
+                              allow_inf_nan=False)
 
 
 class Step(StrictModel):
@@ -62,19 +71,85 @@ class Step(StrictModel):
         return Fraction(Decimal(match.group(1)))
 
 
-class ScalingRule(StrictModel):
-    """An alarm and what to do while it is in ALARM: exactly one of steps, targetValue, exactCapacity."""
+class MetricSpec(StrictModel):
+    """A CloudWatch metric a targetTracking rule reads directly (one GetMetricData MetricStat)."""
 
-    alarm: AlarmName
+    namespace: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    dimensions: dict[Annotated[str, Field(min_length=1, max_length=255)],
+                     Annotated[str, Field(min_length=1, max_length=1024)]] = Field(default_factory=dict, max_length=30)
+    stat: str = Field(default="Average", pattern=_STAT)
+    period: int = Field(default=60, description="Seconds: 1, 5, 10, 30 (high resolution) or a multiple of 60.")
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: int) -> int:
+        if value not in (1, 5, 10, 30) and (value <= 0 or value % 60):
+            raise ValueError("period must be 1, 5, 10, 30 or a multiple of 60 seconds")
+        return value
+
+
+class RatePolicy(StrictModel):
+    """At most ``value`` tasks (Tasks) or percent of the capacity (Percent) per ``periodSeconds`` (HPA policies)."""
+
+    type: Literal["Tasks", "Percent"]
+    value: int = Field(gt=0, le=100000)
+    periodSeconds: int = Field(default=60, ge=1, le=1800)
+
+
+class TargetTracking(StrictModel):
+    """Keep a metric near ``targetValue`` the way Kubernetes' HPA does, evaluated every minute by the reconciler.
+
+    ``metric`` is either an alarm name (the rule reads that alarm's metric, query and period; the alarm's
+    state is irrelevant) or a metric spec mapping.
+    """
+
+    metric: AlarmName | MetricSpec
+    targetValue: float = Field(gt=0)
+    tolerance: float = Field(default=0.1, ge=0, lt=1)
+    scaleInStabilizationSeconds: int = Field(default=300, ge=0, le=3600)
+    # Empty = no rate limit: HPA's defaults (100 % per 15 s) are no limit at the reconciler's one-minute
+    # cadence; maxTasks, the tolerance and scale-in stabilization are the brakes unless the user adds some.
+    scaleOutPolicies: list[RatePolicy] = Field(default_factory=list, max_length=10)
+    scaleInPolicies: list[RatePolicy] = Field(default_factory=list, max_length=10)
+    scaleOutSelectPolicy: Literal["Max", "Min", "Disabled"] = "Max"
+    scaleInSelectPolicy: Literal["Max", "Min", "Disabled"] = "Max"
+    datapointsToScaleOut: int = Field(default=1, ge=1, le=15)
+
+    @cached_property
+    def key(self) -> str:
+        """A stable name for the rule's memory in the service state (one rule per metric)."""
+        if isinstance(self.metric, str):
+            return f"alarm:{self.metric}"
+        dims = ",".join(f"{k}={v}" for k, v in sorted(self.metric.dimensions.items()))
+        return f"{self.metric.namespace}/{self.metric.name}[{dims}]/{self.metric.stat}/{self.metric.period}"
+
+    @cached_property
+    def longest_rate_period(self) -> int:
+        """Seconds of desired-count changes the rate limits need to remember (0: no rate limit)."""
+        return max((p.periodSeconds for p in (*self.scaleOutPolicies, *self.scaleInPolicies)), default=0)
+
+
+class ScalingRule(StrictModel):
+    """What to do for one signal: an alarm with exactly one of steps, targetValue, exactCapacity, or a
+    targetTracking rule (no alarm: the reconciler reads its metric every minute)."""
+
+    alarm: AlarmName | None = None
     steps: list[Step] | None = Field(default=None, min_length=1)
     targetValue: float | None = Field(default=None, gt=0)
     exactCapacity: int | None = Field(default=None, ge=0)
+    targetTracking: TargetTracking | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> ScalingRule:
-        kinds = [k for k in ("steps", "targetValue", "exactCapacity") if getattr(self, k) is not None]
+        kinds = [k for k in ("steps", "targetValue", "exactCapacity", "targetTracking") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a rule needs exactly one of steps, targetValue, exactCapacity")
+            raise ValueError("a rule needs exactly one of steps, targetValue, exactCapacity, targetTracking")
+        if self.targetTracking is not None and self.alarm is not None:
+            raise ValueError("a targetTracking rule has no alarm: to track an alarm's metric, "
+                             "name the alarm in targetTracking.metric")
+        if self.targetTracking is None and self.alarm is None:
+            raise ValueError("alarm: Field required (every rule but targetTracking is driven by an alarm)")
         if self.steps is not None:
             _check_steps(self.steps)
         return self
@@ -89,7 +164,7 @@ def _check_steps(steps: list[Step]) -> None:
     if len(steps) == 1 and steps[0].lowerBound is None and steps[0].upperBound is None:
         raise ValueError("a single step needs a lowerBound or an upperBound")
     ordered = sorted(steps, key=lambda s: float("-inf") if s.lowerBound is None else s.lowerBound)
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in pairwise(ordered):
         if before.upperBound is None or after.lowerBound is None:
             raise ValueError("steps overlap: an open bound must be the first or the last step")
         if before.upperBound < after.lowerBound:
@@ -112,6 +187,9 @@ class Scaling(StrictModel):
         for rule in self.rules:
             if rule.exactCapacity is not None and not self.minTasks <= rule.exactCapacity <= self.maxTasks:
                 raise ValueError(f"exactCapacity of rule {rule.alarm!r} is outside [minTasks, maxTasks]")
+        tracked = [r.targetTracking.key for r in self.rules if r.targetTracking is not None]
+        if len(tracked) != len(set(tracked)):
+            raise ValueError("each metric may be tracked by one targetTracking rule per policy")
         return self
 
 
@@ -177,7 +255,8 @@ class ServicePolicy(StrictModel):
 
     def alarm_names(self) -> list[str]:
         """Every alarm the policy reacts to (rules, rollback and recycle alarms), in order."""
-        names = [r.alarm for r in self.spec.scaling.rules] if self.spec.scaling else []
+        # targetTracking rules have no alarm: their metric is read by the reconciler, never by alarm events.
+        names = [r.alarm for r in self.spec.scaling.rules if r.alarm is not None] if self.spec.scaling else []
         if self.spec.rollout:
             names += self.spec.rollout.rollbackAlarms + self.spec.rollout.recycleAlarms
         return names
@@ -207,7 +286,9 @@ class Restart(StrictModel):
 
 class Network(StrictModel):
     subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-zA-Z]+$")]] = Field(min_length=1, max_length=16)
-    securityGroups: list[Annotated[str, Field(pattern=r"^sg-[0-9a-zA-Z]+$")]] = Field(default_factory=list, max_length=5)
+    securityGroups: list[Annotated[str, Field(pattern=r"^sg-[0-9a-zA-Z]+$")]] = Field(
+        default_factory=list, max_length=5
+    )
     assignPublicIp: Literal["ENABLED", "DISABLED"] = "DISABLED"
 
 

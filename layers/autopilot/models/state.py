@@ -24,6 +24,20 @@ class ScalingState(StateModel):
     last_desired: int | None = None
 
 
+class TargetTrackingState(StateModel):
+    """What targetTracking rules remember between reconciler runs (decide/target_tracking.py).
+
+    ``peaks`` keeps, per rule key, the recommendations of the scale-in stabilization window that can
+    still be its maximum (each newer than and above every later one), as ``[iso time, tasks]``;
+    ``changes`` the recent desired-count changes the rules made, ``[iso time, +/-tasks]``, for rate limits;
+    ``running_seen`` the running count of the previous run: the tasks that produced the next datapoint.
+    """
+
+    peaks: dict[str, list[tuple[datetime, int]]] = Field(default_factory=dict)
+    changes: list[tuple[datetime, int]] = Field(default_factory=list)
+    running_seen: tuple[datetime, int] | None = None  # running count at the previous evaluation
+
+
 class ServiceState(StateModel):
     """Everything ecs-autopilot remembers about one service.
 
@@ -34,6 +48,7 @@ class ServiceState(StateModel):
     paused: bool = False
     paused_reason: str | None = None
     scaling: ScalingState = Field(default_factory=ScalingState)
+    target_tracking: TargetTrackingState = Field(default_factory=TargetTrackingState)
     rollout: RolloutState = Field(default_factory=RolloutState)
     healing: HealingState = Field(default_factory=HealingState)
     restarts: RestartState = Field(default_factory=RestartState)  # only for TASK# keys (TaskPolicy)

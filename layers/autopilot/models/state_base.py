@@ -6,4 +6,5 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StateModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", defer_build=True)  # tolerate fields of newer versions
+    # extra="allow": fields written by a newer version survive a read-modify-write by an older one
+    model_config = ConfigDict(extra="allow", defer_build=True)

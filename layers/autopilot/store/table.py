@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -83,8 +83,20 @@ class StateTable:
         return self._client
 
     # ---------------------------------------------------------------- policies
-    def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime) -> str:
-        """Store a policy and its alarm index entries in one transaction. Returns created|updated|unchanged."""
+    def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = 5) -> str:
+        """Store a policy and its alarm index entries in one transaction. Returns created|updated|unchanged.
+
+        The policy write is conditional on the document that was read, so two concurrent applies cannot
+        interleave and leave an alarm index entry of the older document behind (the loser retries).
+        """
+        for _attempt in range(attempts):
+            try:
+                return self._put_policy_once(policy, now)
+            except ConcurrentUpdate:
+                continue
+        raise ConcurrentUpdate(f"{policy.key}: policy kept changing for {attempts} attempts")
+
+    def _put_policy_once(self, policy: ServicePolicy | TaskPolicy, now: datetime) -> str:
         document = policy.model_dump_json(exclude_none=True)
         current = self.client.get_item(TableName=self.name, Key=self._key(policy.key, "POLICY"), ConsistentRead=True)
         old_item = current.get("Item")
@@ -92,18 +104,31 @@ class StateTable:
             return "unchanged"
         old_alarms = set(json.loads(old_item["alarms"]["S"])) if old_item and "alarms" in old_item else set()
         new_alarms = set(policy.alarm_names()) if isinstance(policy, ServicePolicy) else set()
-        writes: list[dict[str, Any]] = [{"Put": {"TableName": self.name, "Item": {
+        put: dict[str, Any] = {"TableName": self.name, "Item": {
             **self._key(policy.key, "POLICY"), "GSI1PK": _s("POLICIES"), "GSI1SK": _s(policy.key),
             "kind": _s(policy.kind), "doc": _s(document), "alarms": _s(json.dumps(sorted(new_alarms))),
             "updatedAt": _s(now.isoformat()),
-        }}}]
+        }}
+        if old_item:
+            put["ConditionExpression"] = "doc = :old"
+            put["ExpressionAttributeValues"] = {":old": old_item["doc"]}
+        else:
+            put["ConditionExpression"] = "attribute_not_exists(PK)"
+        writes: list[dict[str, Any]] = [{"Put": put}]
         for alarm in sorted(new_alarms):
             writes.append({"Put": {"TableName": self.name, "Item": {
                 **self._key(f"ALARM#{alarm}", policy.key), "doc": _s(document)}}})
         for alarm in sorted(old_alarms - new_alarms):
             writes.append({"Delete": {"TableName": self.name, "Key": self._key(f"ALARM#{alarm}", policy.key)}})
-        for start in range(0, len(writes), 100):  # TransactWriteItems takes at most 100 items
-            self.client.transact_write_items(TransactItems=writes[start:start + 100])
+        if len(writes) > 100:  # TransactWriteItems takes at most 100 items: 1 policy + 99 alarm entries
+            raise ValueError(f"{policy.key}: a policy may name at most 99 alarms (this one changes {len(writes) - 1})")
+        try:
+            self.client.transact_write_items(TransactItems=writes)
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise ConcurrentUpdate(policy.key) from None
+            raise
         return "updated" if old_item else "created"
 
     def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None:
@@ -193,7 +218,7 @@ class StateTable:
     def history(self, *, cluster: str | None = None, service: str | None = None, since: datetime | None = None,
                 now: datetime | None = None, limit: int = 200) -> list[AuditEntry]:
         """Audit entries, newest first. With cluster and service: that service's partition; else by day."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         since = since or now - timedelta(days=1)
         entries: list[AuditEntry] = []
         if cluster and service:
@@ -218,7 +243,7 @@ class StateTable:
 
     # ---------------------------------------------------------------- helpers
     def _audit_item(self, entry: AuditEntry) -> dict[str, Any]:
-        at = entry.at.astimezone(timezone.utc)
+        at = entry.at.astimezone(UTC)
         sort_key = f"{at.isoformat()}#{entry.event_id[:80]}#{uuid.uuid4().hex[:8]}"
         target = entry.target.split("#", 1)[1] if "#" in entry.target else entry.target
         return {

@@ -10,7 +10,10 @@ from autopilot.observability import MetricUnit, logger, metrics
 from autopilot.store.table import AuditEntry
 
 _COUNTED = {"scale-out": "ScaleOut", "scale-in": "ScaleIn", "repair-bounds": "BoundsRepaired",
-            "rollback": "RolledBack", "recycle": "Recycled"}
+            "rollback": "RolledBack", "rollback-retry": "RollbackRetried", "recycle": "Recycled",
+            "crash-loop:notify": "CrashLoopNotified", "oom-right-size": "OomRightSized",
+            "spot-fallback": "SpotFallback", "spot-restore": "SpotRestored", "restart-queued": "RestartQueued",
+            "restart-run": "RestartRun", "gave-up": "GaveUp", "gave-up:rollback": "GaveUp"}
 
 
 def count_outcomes(entries: list[AuditEntry], started: float) -> None:

@@ -14,20 +14,26 @@ from collections import defaultdict
 from typing import Any
 
 from autopilot.decide.scaling import decide_bounds
+from autopilot.models.actions import Decision
 from autopilot.models.events import AlarmChange, InvalidEvent, parse_reason_data
 from autopilot.models.policy import ServicePolicy
 from autopilot.models.state import ServiceState, Snapshot
-from autopilot.models.actions import Decision
 from autopilot.ports import AlarmView, ServiceView
 from autopilot.store.table import AuditEntry
+from autopilot.usecases.heal import restore_spot_holds
 from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.rollout import reconcile_rollbacks
 from autopilot.usecases.runner import Context, act
 from autopilot.usecases.scale import apply_rule
+from autopilot.usecases.target_tracking import reconcile_target_tracking
 from autopilot.wiring import Dependencies
 
 # Hooks later capabilities add (rollback retries, Spot fallback holds): each gets the run's context.
 ReconcileHook = Any
 HOOKS: list[ReconcileHook] = []
+HOOKS.append(reconcile_rollbacks)  # rollouts: retry rollbacks the service did not follow
+HOOKS.append(restore_spot_holds)  # healing: end Spot fallback holds after holdSeconds
+HOOKS.append(reconcile_target_tracking)  # targetTracking rules: every rule, every minute (issue 7)
 
 
 def reconcile(deps: Dependencies, event_id: str = "reconcile") -> dict[str, Any]:
@@ -46,7 +52,8 @@ def reconcile(deps: Dependencies, event_id: str = "reconcile") -> dict[str, Any]
 def reconcile_scaling(ctx: Context, deps: Dependencies, policies: list[ServicePolicy]) -> list[AuditEntry]:
     if not policies:
         return []
-    names = sorted({r.alarm for p in policies for r in (p.spec.scaling.rules if p.spec.scaling else [])})
+    names = sorted({r.alarm for p in policies for r in (p.spec.scaling.rules if p.spec.scaling else [])
+                    if r.alarm is not None})  # targetTracking rules have no alarm (usecases.target_tracking)
     alarms = deps.alarms.describe_alarms(names) if names else {}
     in_alarm = [a for a in alarms.values() if a.state == "ALARM"]
     latest = deps.alarms.latest_values(in_alarm) if in_alarm else {}
@@ -60,6 +67,8 @@ def reconcile_scaling(ctx: Context, deps: Dependencies, policies: list[ServicePo
             continue
         acted = False
         for rule in scaling.rules:
+            if rule.alarm is None:
+                continue  # a targetTracking rule: evaluated by its own hook
             alarm = alarms.get(rule.alarm)
             if alarm is None or alarm.state != "ALARM":
                 continue

@@ -37,8 +37,16 @@ class Context:
     event_id: str
 
 
-def act(ctx: Context, *, key: str, policy_mode: str, trigger: str, event_key: str | None,
-        decide: Decide, audit_skips: bool = True) -> AuditEntry:
+def act(
+    ctx: Context,
+    *,
+    key: str,
+    policy_mode: str,
+    trigger: str,
+    event_key: str | None,
+    decide: Decide,
+    audit_skips: bool = True,
+) -> AuditEntry:
     """Decide and act for one service or family; returns the audit entry (written unless a quiet skip).
 
     ``audit_skips=False`` is for the reconciler: it re-checks every minute, and a "still in cooldown"
@@ -52,13 +60,26 @@ def act(ctx: Context, *, key: str, policy_mode: str, trigger: str, event_key: st
     for _attempt in range(MAX_ATTEMPTS):
         snap = ctx.store.load_state(key)
         if event_key and snap.state.has_applied(event_key):
-            entry = _entry(ctx, key, trigger, Decision(outcome="skipped:duplicate",
-                                                       reason=f"event {event_key} was already applied"), mode)
+            entry = _entry(
+                ctx,
+                key,
+                trigger,
+                Decision(outcome="skipped:duplicate", reason=f"event {event_key} was already applied"),
+                mode,
+            )
             ctx.store.audit(entry)
             return entry
         if snap.state.paused:
-            entry = _entry(ctx, key, trigger, Decision(
-                outcome="skipped:paused", reason=f"paused by an operator ({snap.state.paused_reason or 'no reason'})"), mode)
+            entry = _entry(
+                ctx,
+                key,
+                trigger,
+                Decision(
+                    outcome="skipped:paused",
+                    reason=f"paused by an operator ({snap.state.paused_reason or 'no reason'})",
+                ),
+                mode,
+            )
             ctx.store.audit(entry)
             return entry
         decision, new_state = decide(snap)
@@ -113,15 +134,32 @@ def _best_effort_audit(ctx: Context, entry: AuditEntry) -> None:
 
 def _entry(ctx: Context, key: str, trigger: str, decision: Decision, mode: str) -> AuditEntry:
     return AuditEntry(
-        at=ctx.now, target=key, event_id=ctx.event_id, source=ctx.source, trigger=trigger,
-        outcome=decision.outcome, reason=decision.reason, mode=mode,
+        at=ctx.now,
+        target=key,
+        event_id=ctx.event_id,
+        source=ctx.source,
+        trigger=trigger,
+        outcome=decision.outcome,
+        reason=decision.reason,
+        mode=mode,
         actions=[a.model_dump(mode="json") for a in decision.actions],
     )
 
 
-def record(ctx: Context, *, target: str, trigger: str, outcome: str, reason: str, error: str | None = None) -> AuditEntry:
+def record(
+    ctx: Context, *, target: str, trigger: str, outcome: str, reason: str, error: str | None = None
+) -> AuditEntry:
     """Audit something that concerned no managed service (ignored or rejected events)."""
-    entry = AuditEntry(at=ctx.now, target=target, event_id=ctx.event_id, source=ctx.source, trigger=trigger,
-                       outcome=outcome, reason=reason, mode=ctx.global_mode, error=error)
+    entry = AuditEntry(
+        at=ctx.now,
+        target=target,
+        event_id=ctx.event_id,
+        source=ctx.source,
+        trigger=trigger,
+        outcome=outcome,
+        reason=reason,
+        mode=ctx.global_mode,
+        error=error,
+    )
     ctx.store.audit(entry)
     return entry

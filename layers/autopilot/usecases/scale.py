@@ -13,7 +13,8 @@ from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import EcsPort, ServiceView
 from autopilot.store.table import AuditEntry
-from autopilot.usecases.observe import count_outcomes, count_invalid
+from autopilot.usecases.alarm_rules import apply_alarm_rule
+from autopilot.usecases.observe import count_invalid, count_outcomes
 from autopilot.usecases.runner import Context, act, record
 from autopilot.wiring import Dependencies
 
@@ -51,6 +52,8 @@ def apply_alarm_change(ctx: Context, change: AlarmChange, ecs: EcsPort) -> list[
         rule = _scaling_rule(policy, change.alarm_name)
         if rule is not None:
             entries.append(apply_rule(ctx, policy, rule, change, ecs, trigger, change.event_key))
+        elif (rollout_entry := apply_alarm_rule(ctx, policy, change, ecs, trigger)) is not None:
+            entries.append(rollout_entry)  # a rollbackAlarms / recycleAlarms entry (usecases.alarm_rules)
         else:
             entries.append(record(ctx, target=policy.key, trigger=trigger, outcome="ignored:no-rule",
                                   reason=f"alarm {change.alarm_name!r} has no scaling rule in this policy"))

@@ -1,0 +1,19 @@
+"""HealerFunction: STOPPED task events and service placement failures -> crash loops, OOM right-sizing,
+Spot fallback, standalone restarts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autopilot.observability import logger, metrics
+from autopilot.usecases.heal import handle_healer_event
+from autopilot.wiring import dependencies
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Deduplication lives in the service's state (per task ARN and detail.version), not in a separate layer.
+    return handle_healer_event(event, dependencies())

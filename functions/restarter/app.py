@@ -1,0 +1,31 @@
+"""RestarterFunction: due restarts of standalone tasks from the restart queue -> RunTask, exactly once each.
+
+Powertools BatchProcessor reports failed records only (ReportBatchItemFailures): one bad message never
+makes SQS redeliver the whole batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autopilot.observability import logger, metrics
+from autopilot.usecases.restart import handle_restart_message
+from autopilot.wiring import dependencies
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> dict[str, Any]:
+    return handle_restart_message(record.body, dependencies(), message_id=record.message_id)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                        context=context)
+    return dict(response)

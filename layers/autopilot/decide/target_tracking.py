@@ -1,0 +1,380 @@
+"""targetTracking rules: keep a metric near a target the way Kubernetes' HPA does, as pure functions.
+
+Once a minute the reconciler hands each rule the newest datapoints of its metric. A rule recommends
+``ceil(base x metric / targetValue)`` tasks, where ``base`` is the number of tasks that produced the
+metric (the running count seen one evaluation earlier, since the metric arrives a period late).
+
+- Within ``tolerance`` of the target (|metric / target - 1| <= tolerance) the rule holds.
+- Scale-out needs ``datapointsToScaleOut`` consecutive datapoints beyond the band and is limited by
+  ``scaleOutPolicies`` (at most N tasks or P % per period, ``scaleOutSelectPolicy`` Max|Min|Disabled).
+- Scale-in takes the highest recommendation of the last ``scaleInStabilizationSeconds`` (so a
+  brief dip does not remove tasks a spike will need again) and is limited by ``scaleInPolicies``.
+- Missing data never scales in: a rule without a fresh datapoint holds (and its hold counts as a
+  recommendation, so scale-in waits a full window once data returns).
+- Several rules: scale out when any rule asks (the largest ask wins), scale in only when every rule
+  agrees (the largest, i.e. most cautious, wins).
+- Then the rules every scaling rule obeys: clamp to [minTasks, maxTasks], Application Auto Scaling
+  cooldowns (a scale-out in its cooldown only proceeds beyond what that cooldown already set; a
+  scale-in waits for its cooldown; a scale-out ends a scale-in cooldown), and no scale-in while an
+  ECS deployment is in progress (as AWS suspends it).
+
+The same functions run in the ReconcilerFunction and in ``autopilot backtest`` (which is why the
+core works on small frozen dataclasses: it is replayed hundreds of thousands of times per trace).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from autopilot.models.actions import Decision, SetDesiredCount
+from autopilot.models.policy import RatePolicy, Scaling, TargetTracking
+from autopilot.models.state import ScalingState, TargetTrackingState
+
+Peaks = tuple[tuple[datetime, int], ...]
+# Float noise guard for ceil(): 3 x 70 / 70 must be 3, not 4.
+_EPS = 1e-9
+_FRESH_RUNNING = timedelta(minutes=3)
+_SECONDS: dict[int, timedelta] = {}
+
+
+def _span(seconds: int) -> timedelta:
+    """timedelta(seconds=...) memoised: built once per distinct window, not once per minute replayed."""
+    span = _SECONDS.get(seconds)
+    if span is None:
+        span = _SECONDS[seconds] = timedelta(seconds=seconds)
+    return span
+
+
+class Memory(NamedTuple):
+    """What the rules of one service carry from one evaluation to the next."""
+
+    peaks: Mapping[str, Peaks] = {}  # per rule: the candidates for its window's maximum (never mutated)
+    changes: tuple[tuple[datetime, int], ...] = ()  # desired-count changes made by the rules, for rate limits
+    running_seen: tuple[datetime, int] | None = None  # the running count of the previous evaluation
+
+
+class Reading(NamedTuple):
+    """One rule's view of this evaluation."""
+
+    key: str
+    latest: float | None
+    verdict: str  # missing | within-tolerance | steady | out | out-unconfirmed | in
+    recommendation: int  # tasks the rule asks for now (the current desired count when it holds)
+    proposal: int  # after stabilization (scale-in) and rate limits
+    base: int
+    note: str = ""  # which limit shaped the proposal
+
+
+class Cooldowns(NamedTuple):
+    """The ScalingState cooldown fields as a plain tuple (the replay changes them thousands of times)."""
+
+    scale_out_until: datetime | None = None
+    scale_out_base: int | None = None
+    scale_out_target: int | None = None
+    scale_in_until: datetime | None = None
+    last_action_at: datetime | None = None
+    last_desired: int | None = None
+
+    @classmethod
+    def of(cls, state: ScalingState) -> Cooldowns:
+        return cls(state.scale_out_until, state.scale_out_base, state.scale_out_target, state.scale_in_until,
+                   state.last_action_at, state.last_desired)
+
+    def onto(self, state: ScalingState) -> ScalingState:
+        """``state`` with these cooldowns (other fields kept); ``state`` itself when nothing changed."""
+        if Cooldowns.of(state) == self:
+            return state
+        return state.model_copy(update=self._asdict())
+
+
+class Verdict(NamedTuple):
+    """The outcome of one evaluation of a service's targetTracking rules."""
+
+    outcome: str  # scale-out | scale-in | skipped:<why>
+    desired: int  # the desired count to set (the current one when skipped)
+    previous: int
+    readings: tuple[Reading, ...]
+    memory: Memory
+    cooldowns: Cooldowns
+    note: str = ""  # why a wanted change was not made
+
+    @property
+    def acts(self) -> bool:
+        return self.desired != self.previous
+
+
+def recommend(tt: TargetTracking, latest: float, base: int) -> int:
+    """HPA's formula: ceil(base x metric / target); a service at zero tasks with load counts as one."""
+    if latest > 0 and base < 1:
+        base = 1
+    return max(0, math.ceil(base * latest / tt.targetValue - _EPS))
+
+
+def beyond_band(tt: TargetTracking, value: float) -> int:
+    """+1 above the tolerance band, -1 below it, 0 within."""
+    ratio = value / tt.targetValue
+    if ratio > 1 + tt.tolerance + _EPS:
+        return 1
+    if ratio < 1 - tt.tolerance - _EPS:
+        return -1
+    return 0
+
+
+def push_peak(peaks: Peaks, now: datetime, value: int, window_seconds: int) -> Peaks:
+    """Add a recommendation to a window whose maximum is ``peaks[0]``.
+
+    Only entries above every later one can become the maximum again, so the kept list is strictly
+    decreasing: a week of minutes replays in constant memory and the stored state stays small.
+    """
+    horizon = now - _span(window_seconds)
+    kept = [p for p in peaks if p[0] > horizon and p[1] > value]
+    kept.append((now, value))
+    return tuple(kept)
+
+
+def rate_limit(direction: int, policies: Sequence[RatePolicy], select: str, desired: int,
+               changes: Sequence[tuple[datetime, int]], now: datetime) -> int | None:
+    """The furthest the desired count may move now in ``direction`` (None: unlimited).
+
+    As HPA: each policy counts from the capacity at the start of its period (the current count
+    minus the rules' changes in that direction within it); Max picks the policy allowing the most
+    change, Min the least, Disabled allows none. Percent rounds up when scaling out and down when
+    scaling in, as HPA does; a Percent policy lets a service at zero grow by one.
+    """
+    if select == "Disabled":
+        return desired
+    if not policies:
+        return None
+    allowed: list[int] = []
+    for policy in policies:
+        since = now - _span(policy.periodSeconds)
+        moved = sum(c for at, c in changes if at > since and (c > 0) == (direction > 0))
+        start = desired - moved
+        if policy.type == "Tasks":
+            allowed.append(start + direction * policy.value)
+        elif direction > 0:
+            allowed.append(max(start + 1, math.ceil(start * (100 + policy.value) / 100 - _EPS)))
+        else:
+            allowed.append(max(0, math.floor(start * (100 - policy.value) / 100 + _EPS)))
+    most = max(allowed) if direction > 0 else min(allowed)
+    least = min(allowed) if direction > 0 else max(allowed)
+    return most if select == "Max" else least
+
+
+def read_rule(tt: TargetTracking, datapoints: Sequence[float | None], base: int,
+              desired: int) -> tuple[str, int, float | None]:
+    """(verdict, recommendation, latest) for one rule, before bounds, stabilization and limits."""
+    latest = datapoints[0] if datapoints else None
+    if latest is None:
+        return "missing", desired, None
+    side = beyond_band(tt, latest)
+    if side == 0:
+        return "within-tolerance", desired, latest
+    target = recommend(tt, latest, base)
+    if side > 0 and target > desired:
+        needed = datapoints[:tt.datapointsToScaleOut]
+        confirmed = len(needed) == tt.datapointsToScaleOut and all(
+            v is not None and beyond_band(tt, v) > 0 for v in needed)
+        return ("out" if confirmed else "out-unconfirmed"), target, latest
+    if side < 0 and target < desired:
+        return "in", target, latest
+    return "steady", desired, latest
+
+
+def evaluate(
+    *,
+    rules: Sequence[TargetTracking],
+    series: Sequence[Sequence[float | None]],
+    scaling: Scaling,
+    memory: Memory,
+    cooldowns: Cooldowns,
+    desired: int,
+    running: int,
+    now: datetime,
+    scale_in_blocked: str | None = None,
+) -> Verdict:
+    """Evaluate every targetTracking rule of one service; ``series[i]`` are rule i's datapoints, newest first.
+
+    ``running`` is the service's running count now; the rules scale from the running count of the
+    previous evaluation (the tasks that produced the datapoint) when it is at most 3 minutes old,
+    else from the current one, and from the desired count when no task runs.
+    ``scale_in_blocked`` names a reason scale-in must wait (e.g. a deployment in progress).
+    """
+    seen = memory.running_seen
+    base = seen[1] if seen is not None and now - seen[0] <= _FRESH_RUNNING else running
+    if base <= 0:
+        base = desired  # no running count (all tasks starting, or unknown): the desired count is the best guess
+    longest = max(tt.longest_rate_period for tt in rules) if rules else 0
+    if memory.changes:
+        horizon = now - _span(longest)
+        changes = tuple(c for c in memory.changes if c[0] > horizon)
+    else:
+        changes = ()
+    peaks = dict(memory.peaks)
+    high = scaling.maxTasks
+    readings: list[Reading] = []
+    for tt, datapoints in zip(rules, series, strict=True):
+        verdict, rec, latest = read_rule(tt, datapoints, base, desired)
+        # Above maxTasks every ask is the same ask (and a huge one must not sit in the stored state).
+        stack = push_peak(peaks.get(tt.key, ()), now, min(rec, high), tt.scaleInStabilizationSeconds)
+        peaks[tt.key] = stack
+        proposal, note = desired, ""
+        if verdict == "out":
+            limit = rate_limit(1, tt.scaleOutPolicies, tt.scaleOutSelectPolicy, desired, changes, now)
+            proposal = rec if limit is None else max(desired, min(rec, limit))
+            if proposal < rec:
+                note = f"scale-out limited to {proposal} by scaleOutPolicies ({tt.scaleOutSelectPolicy})"
+        elif verdict in ("in", "steady", "within-tolerance"):
+            stabilized = stack[0][1]
+            if stabilized < desired:
+                limit = rate_limit(-1, tt.scaleInPolicies, tt.scaleInSelectPolicy, desired, changes, now)
+                proposal = stabilized if limit is None else min(desired, max(stabilized, limit))
+                if proposal > stabilized:
+                    note = f"scale-in limited to {proposal} by scaleInPolicies ({tt.scaleInSelectPolicy})"
+            elif verdict == "in":
+                note = (f"the highest recommendation of the last {tt.scaleInStabilizationSeconds}s "
+                        f"is {stabilized} tasks")
+        readings.append(Reading(tt.key, latest, verdict, rec, proposal, base, note))
+    new_memory = Memory(peaks, changes, (now, running))
+    return _combine(tuple(readings), scaling, new_memory, cooldowns, desired, now, scale_in_blocked)
+
+
+def _combine(readings: tuple[Reading, ...], scaling: Scaling, memory: Memory, cooldowns: Cooldowns,
+             desired: int, now: datetime, scale_in_blocked: str | None) -> Verdict:
+    """Any rule may scale out; scale-in needs every rule; then bounds, cooldowns and safety."""
+    if not readings:
+        return Verdict("skipped:no-rule", desired, desired, readings, memory, cooldowns)
+    wanted = max(r.proposal for r in readings)
+    if wanted > desired:
+        target = min(scaling.maxTasks, wanted)
+        if target <= desired:
+            return Verdict("skipped:at-max", desired, desired, readings, memory, cooldowns,
+                           f"already at maxTasks {scaling.maxTasks}")
+        until = cooldowns.scale_out_until
+        if until is not None and now < until and target <= (cooldowns.scale_out_target or 0):
+            return Verdict("skipped:cooldown", desired, desired, readings, memory, cooldowns,
+                           f"in scale-out cooldown until {until.isoformat()} and the scale-out that started it "
+                           f"already set {cooldowns.scale_out_target} tasks")
+        in_cooldown = until is not None and now < until
+        new_cooldowns = cooldowns._replace(
+            scale_out_until=until if in_cooldown else now + _span(scaling.scaleOutCooldownSeconds),
+            scale_out_base=cooldowns.scale_out_base if in_cooldown else desired,
+            scale_out_target=target, scale_in_until=None, last_action_at=now, last_desired=target)
+        memory = Memory(memory.peaks, (*memory.changes, (now, target - desired)), memory.running_seen)
+        return Verdict("scale-out", target, desired, readings, memory, new_cooldowns)
+    if wanted < desired:
+        target = max(scaling.minTasks, wanted)
+        if target >= desired:
+            return Verdict("skipped:at-min", desired, desired, readings, memory, cooldowns,
+                           f"already at minTasks {scaling.minTasks}")
+        if scale_in_blocked:
+            return Verdict("skipped:scale-in-suspended", desired, desired, readings, memory, cooldowns,
+                           scale_in_blocked)
+        until = cooldowns.scale_in_until
+        if until is not None and now < until:
+            return Verdict("skipped:cooldown", desired, desired, readings, memory, cooldowns,
+                           f"scale-in blocked by its cooldown until {until.isoformat()}")
+        new_cooldowns = cooldowns._replace(scale_in_until=now + _span(scaling.scaleInCooldownSeconds),
+                                           last_action_at=now, last_desired=target)
+        memory = Memory(memory.peaks, (*memory.changes, (now, target - desired)), memory.running_seen)
+        return Verdict("scale-in", target, desired, readings, memory, new_cooldowns)
+    verdicts = {r.verdict for r in readings}
+    outcome = "skipped:missing-data" if verdicts == {"missing"} else "skipped:no-change"
+    return Verdict(outcome, desired, desired, readings, memory, cooldowns)
+
+
+def explain(verdict: Verdict, rules: Sequence[TargetTracking]) -> str:
+    """The human "because" of a verdict, one clause per rule."""
+    by_key = {tt.key: tt for tt in rules}
+    parts: list[str] = []
+    for r in verdict.readings:
+        tt = by_key.get(r.key)
+        target = f"{tt.targetValue:g}" if tt else "?"
+        if r.latest is None:
+            parts.append(f"{r.key}: no recent datapoint (missing data never scales in)")
+            continue
+        head = f"{r.key}: {r.latest:g} vs target {target}"
+        if r.verdict == "within-tolerance":
+            parts.append(f"{head}, within tolerance {tt.tolerance:g}" if tt else head)
+        elif r.verdict == "out-unconfirmed":
+            needed = tt.datapointsToScaleOut if tt else "?"
+            parts.append(f"{head} asks for {r.recommendation} tasks, waiting for {needed} datapoints above the band")
+        else:
+            parts.append(f"{head} x {r.base} tasks asks for {r.recommendation}"
+                         + (f", proposes {r.proposal}" if r.proposal != r.recommendation else "")
+                         + (f" ({r.note})" if r.note else ""))
+    text = "; ".join(parts)
+    if verdict.acts:
+        text += f" -> {verdict.previous} to {verdict.desired} tasks"
+    elif verdict.note:
+        text += f"; {verdict.note}"
+    else:
+        text += f"; desired count stays {verdict.previous}"
+    return text
+
+
+# ------------------------------------------------------------------ adapters for the reconciler
+
+def align(points: Sequence[tuple[datetime, float]], now: datetime, period_seconds: int, count: int,
+          max_stale_periods: int = 3) -> list[float | None]:
+    """Datapoints of complete periods, newest first, one per period (None for a gap).
+
+    The newest complete period whose datapoint exists starts the series if it is at most
+    ``max_stale_periods`` old (CloudWatch publishes a minute's datapoint a minute or two late);
+    otherwise the series starts with None: missing data. A period still in progress is ignored
+    (a partial Sum would read as a drop in load).
+    """
+    period = timedelta(seconds=period_seconds)
+    complete = sorted(((ts, v) for ts, v in points if ts + period <= now), key=lambda p: p[0], reverse=True)
+    if not complete:
+        return [None] * count
+    newest = complete[0][0]
+    if now - (newest + period) >= period * max_stale_periods:
+        return [None] * count
+    by_slot = {round((newest - ts) / period): v for ts, v in complete}
+    return [by_slot.get(i) for i in range(count)]
+
+
+def memory_from_state(state: TargetTrackingState) -> Memory:
+    running = state.running_seen
+    return Memory(peaks={k: tuple((at, n) for at, n in v) for k, v in state.peaks.items()},
+                  changes=tuple((at, c) for at, c in state.changes),
+                  running_seen=(running[0], running[1]) if running else None)
+
+
+def memory_to_state(memory: Memory, rules: Sequence[TargetTracking]) -> TargetTrackingState:
+    """Stored form; forgets rules no longer in the policy."""
+    keys = {tt.key for tt in rules}
+    return TargetTrackingState(peaks={k: list(v) for k, v in memory.peaks.items() if k in keys},
+                               changes=list(memory.changes), running_seen=memory.running_seen)
+
+
+def decide_target_tracking(
+    *,
+    rules: Sequence[TargetTracking],
+    series: Sequence[Sequence[float | None]],
+    scaling: Scaling,
+    cooldowns: ScalingState,
+    memory: TargetTrackingState,
+    desired: int,
+    running: int,
+    now: datetime,
+    cluster: str,
+    service: str,
+    trigger: str,
+    scale_in_blocked: str | None = None,
+) -> tuple[Decision, ScalingState, TargetTrackingState]:
+    """The reconciler's decision for one service: ``evaluate`` wrapped into a Decision and stored state."""
+    verdict = evaluate(rules=rules, series=series, scaling=scaling, memory=memory_from_state(memory),
+                       cooldowns=Cooldowns.of(cooldowns), desired=desired, running=running, now=now,
+                       scale_in_blocked=scale_in_blocked)
+    reason = f"{trigger}: {explain(verdict, rules)}"
+    stored = memory_to_state(verdict.memory, rules)
+    new_cooldowns = verdict.cooldowns.onto(cooldowns)
+    if not verdict.acts:
+        return Decision(outcome=verdict.outcome, reason=reason), new_cooldowns, stored
+    action = SetDesiredCount(cluster=cluster, service=service, desired=verdict.desired, previous=desired, reason=reason)
+    return Decision(outcome=verdict.outcome, reason=reason, actions=(action,)), new_cooldowns, stored

@@ -1,0 +1,1 @@
+"""The single DynamoDB table (see table.py). Only this package talks to DynamoDB."""

@@ -1,0 +1,90 @@
+"""RestarterFunction's use case: a queued re-run of a standalone task is due; start it, exactly once.
+
+Per message: load the family's TaskPolicy -> claim the attempt in state (conditional write) -> RunTask
+with the attempt's deterministic ``clientToken`` -> record it started. A redelivered message finds the
+attempt started (or claimed moments ago) and does nothing; moto ignores ``clientToken``, AWS honours
+it, and the state record covers both. A claim whose invocation died (older than
+``STALE_CLAIM_SECONDS``, never confirmed) is retried with the same token, which AWS deduplicates.
+
+A RunTask that starts nothing (``failures[]``: no capacity; or an ECS error such as throttling after
+botocore's retries) releases the claim, counts as a re-run and queues the next one with the back-off;
+after ``maxRestarts`` the lineage gives up and notifies. Never a tight loop.
+
+A message that is not yet due (back-offs above SQS's 900 s) is queued again for the rest of its delay.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from autopilot.decide.restarts import decide_launch_failed, decide_run, decide_started
+from autopilot.execute import RunTaskFailed
+from autopilot.models.actions import Decision
+from autopilot.models.healing_state import RestartMessage, RestartState
+from autopilot.models.policy import TaskPolicy, family_key
+from autopilot.models.state import ServiceState, Snapshot
+from autopilot.observability import logger
+from autopilot.store.table import AuditEntry
+from autopilot.usecases.observe import count_invalid, count_outcomes
+from autopilot.usecases.runner import Context, act, record
+from autopilot.wiring import Dependencies
+
+
+def parse_message(body: str) -> RestartMessage:
+    return RestartMessage.model_validate_json(body)
+
+
+def handle_restart_message(body: str, deps: Dependencies, message_id: str = "-") -> dict[str, Any]:
+    """One restart queue message. Raises only on errors worth a redelivery (store unreachable, ...)."""
+    started = time.perf_counter()
+    ctx = Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
+                  source="restarter", event_id=f"sqs:{message_id}")
+    try:
+        message = parse_message(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        reason = f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}"
+        count_invalid(reason)
+        record(ctx, target="-", trigger="invalid restart message", outcome="rejected:invalid-event", reason=reason)
+        return {"status": "rejected", "reason": reason}
+    entries = run_restart(ctx, message)
+    count_outcomes(entries, started)
+    for entry in entries:
+        logger.info("decided", extra={"target": entry.target, "outcome": entry.outcome, "reason": entry.reason[:300]})
+    return {"status": "ok", "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason}
+                                         for e in entries]}
+
+
+def _restarts(decided: tuple[Decision, RestartState], snap: Snapshot) -> tuple[Decision, ServiceState]:
+    decision, restarts = decided
+    return decision, snap.state.model_copy(update={"restarts": restarts})
+
+
+def run_restart(ctx: Context, message: RestartMessage) -> list[AuditEntry]:
+    key = family_key(message.cluster, message.family)
+    trigger = f"restart #{message.sequence} of {message.cluster}/{message.family} due"
+    policy = ctx.store.get_policy(key)
+    if not isinstance(policy, TaskPolicy):
+        return [record(ctx, target=key, trigger=trigger, outcome="ignored:no-policy",
+                       reason=f"no TaskPolicy for {message.cluster}/{message.family} any more: not re-run")]
+    try:
+        entry = act(ctx, key=key, policy_mode=policy.spec.mode, trigger=trigger, event_key=None,
+                    decide=lambda snap: _restarts(decide_run(message=message, policy=policy,
+                                                             state=snap.state.restarts, now=ctx.now), snap))
+    except RunTaskFailed as exc:
+        # The runner released the claim and audited the failure; count it and retry with the back-off.
+        error = str(exc)
+        retry = act(ctx, key=key, policy_mode=policy.spec.mode, trigger=f"{trigger}: RunTask failed", event_key=None,
+                    decide=lambda snap: _restarts(decide_launch_failed(
+                        message=message, error=error, policy=policy, state=snap.state.restarts, now=ctx.now), snap))
+        return [retry]
+    entries = [entry]
+    if entry.outcome == "restart-run":
+        entries.append(act(ctx, key=key, policy_mode=policy.spec.mode, trigger=f"{trigger}: started", event_key=None,
+                           audit_skips=False,
+                           decide=lambda snap: _restarts(decide_started(message=message, state=snap.state.restarts,
+                                                                        now=ctx.now), snap)))
+    return entries

@@ -1,0 +1,168 @@
+"""The reconciler's targetTracking hook: every minute, every targetTracking rule, like HPA's control loop.
+
+One run: one DescribeAlarms per 100 alarms named as a rule's metric, ONE GetMetricData (per 500
+queries, paginated) for the recent datapoints of every rule's metric, one BatchGetItem of the
+services' states, one DescribeServices per 10 services of a cluster; then each service with
+targetTracking rules goes through the claim-then-act path with ``decide.target_tracking``.
+
+Quiet by design: "nothing to do" each minute is not audited (the state still records the
+recommendation, which the stabilization window needs); every change, and every failure, is.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
+
+from autopilot.decide.target_tracking import align, decide_target_tracking
+from autopilot.models.actions import Decision
+from autopilot.models.policy import MetricSpec, ServicePolicy, TargetTracking, effective_mode
+from autopilot.models.state import ServiceState, Snapshot
+from autopilot.observability import logger
+from autopilot.ports import AlarmView, ServiceView
+from autopilot.store.table import AuditEntry
+from autopilot.usecases.runner import Context, act
+from autopilot.wiring import Dependencies
+
+TRIGGER = "reconcile: targetTracking"
+STALE_PERIODS = 3  # a newest datapoint older than this many periods counts as missing data
+
+
+class MetricSeriesPort(Protocol):
+    def metric_series(self, queries: list[dict[str, Any]], start: datetime,
+                      end: datetime) -> dict[str, list[tuple[datetime, float]]]: ...
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """One rule's place in the run's single GetMetricData request."""
+
+    query_id: str | None  # None: the metric could not be resolved (unknown alarm): missing data
+    period: int
+    count: int  # datapoints the decision needs
+
+
+def metric_queries(rule_id: str, tt: TargetTracking,
+                   alarms: dict[str, AlarmView]) -> tuple[list[dict[str, Any]], Tracked]:
+    """GetMetricData queries for one rule, their Ids prefixed with ``rule_id`` (unique within the request)."""
+    count = tt.datapointsToScaleOut
+    if isinstance(tt.metric, MetricSpec):
+        spec = tt.metric
+        stat = {"Metric": {"Namespace": spec.namespace, "MetricName": spec.name,
+                           "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(spec.dimensions.items())]},
+                "Period": spec.period, "Stat": spec.stat}
+        return [{"Id": rule_id, "MetricStat": stat, "ReturnData": True}], Tracked(rule_id, spec.period, count)
+    alarm = alarms.get(tt.metric)
+    returned = [q for q in alarm.metric_query if q.get("ReturnData", True)] if alarm else []
+    if alarm is None or len(returned) != 1:
+        return [], Tracked(None, 60, count)
+    queries: list[dict[str, Any]] = []
+    periods: list[int] = []
+    for q in alarm.metric_query:
+        query = dict(q, Id=f"{rule_id}_{q['Id']}", ReturnData=q is returned[0])
+        if "Expression" in query:
+            expression = str(query["Expression"])
+            for other in alarm.metric_query:
+                expression = expression.replace(other["Id"], f"{rule_id}_{other['Id']}")
+            query["Expression"] = expression
+        if "MetricStat" in q:
+            periods.append(int(q["MetricStat"].get("Period", 60)))
+        elif q.get("Period"):
+            periods.append(int(q["Period"]))
+        queries.append(query)
+    return queries, Tracked(f"{rule_id}_{returned[0]['Id']}", max(periods, default=60), count)
+
+
+def deployment_in_progress(view: ServiceView) -> str | None:
+    """Why scale-in must wait: AWS suspends it while an ECS deployment rolls (tasks of two revisions)."""
+    live = [d for d in view.deployments if d.status in ("PRIMARY", "ACTIVE")]
+    if len(live) > 1 or any(d.rollout_state == "IN_PROGRESS" for d in live):
+        return "an ECS deployment is in progress: scale-in waits until it completes"
+    return None
+
+
+def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[ServicePolicy]) -> list[AuditEntry]:
+    """Evaluate every targetTracking rule of every policy (the reconciler's HOOKS signature)."""
+    tracked = [(p, [r.targetTracking for r in p.spec.scaling.rules if r.targetTracking is not None])
+               for p in policies if p.spec.scaling is not None
+               and effective_mode(ctx.global_mode, p.spec.mode) != "off"]  # "off": no decision, no audit each minute
+    tracked = [(p, tts) for p, tts in tracked if tts]
+    if not tracked:
+        return []
+    states = ctx.store.load_states([p.key for p, _ in tracked])
+    tracked = [(p, tts) for p, tts in tracked if not states[p.key].state.paused]  # paused: quiet, see `autopilot get`
+    if not tracked:
+        return []
+    names = sorted({tt.metric for _, tts in tracked for tt in tts if isinstance(tt.metric, str)})
+    alarms = deps.alarms.describe_alarms(names) if names else {}
+    queries: list[dict[str, Any]] = []
+    plan: dict[tuple[str, str], Tracked] = {}
+    for p_index, (policy, tts) in enumerate(tracked):
+        for r_index, tt in enumerate(tts):
+            rule_queries, where = metric_queries(f"p{p_index}r{r_index}", tt, alarms)
+            if where.query_id is None:
+                logger.warning("targetTracking metric not found", extra={"policy": policy.key, "metric": tt.key})
+            queries += rule_queries
+            plan[(policy.key, tt.key)] = where
+    lookback = max((w.period * (w.count + STALE_PERIODS + 2) for w in plan.values()), default=600)
+    series: dict[str, list[tuple[datetime, float]]] = {}
+    if queries:
+        series = cast(MetricSeriesPort, deps.alarms).metric_series(
+            queries, ctx.now - timedelta(seconds=lookback), ctx.now)
+    views = _describe(deps, [p for p, _ in tracked])
+    entries: list[AuditEntry] = []
+    for policy, tts in tracked:
+        datapoints = []
+        for tt in tts:
+            where = plan[(policy.key, tt.key)]
+            points = series.get(where.query_id, []) if where.query_id else []
+            datapoints.append(align(points, ctx.now, where.period, where.count, STALE_PERIODS))
+        view = views.get((policy.metadata.cluster, policy.metadata.service))
+        if view is None:
+            continue  # not found or INACTIVE: nothing to scale (the scaling reconciler reports drift)
+        try:
+            entry = _apply(ctx, deps, policy, tts, datapoints, view)
+        except Exception:  # audited as failed:* by the runner; one service's failure must not stall the others
+            logger.exception("targetTracking action failed", extra={"policy": policy.key})
+            continue
+        if entry.actions:
+            entries.append(entry)
+    return entries
+
+
+def _apply(ctx: Context, deps: Dependencies, policy: ServicePolicy, tts: list[TargetTracking],
+           datapoints: list[list[float | None]], first_view: ServiceView) -> AuditEntry:
+    scaling = policy.spec.scaling
+    assert scaling is not None
+    cluster, service = policy.metadata.cluster, policy.metadata.service
+    known: ServiceView | None = first_view
+
+    def decide(snap: Snapshot) -> tuple[Decision, ServiceState]:
+        nonlocal known
+        view = known if known is not None else deps.ecs.describe_services(cluster, [service]).get(service)
+        known = None  # a retry after a concurrent update must see a fresh desired count
+        if view is None:
+            return Decision(outcome="skipped:service-missing",
+                            reason=f"{TRIGGER}: service {cluster}/{service} was not found (or is INACTIVE)"), snap.state
+        decision, cooldowns, memory = decide_target_tracking(
+            rules=tts, series=datapoints, scaling=scaling, cooldowns=snap.state.scaling,
+            memory=snap.state.target_tracking, desired=view.desired_count, running=view.running_count,
+            now=ctx.now, cluster=cluster, service=service, trigger=TRIGGER,
+            scale_in_blocked=deployment_in_progress(view))
+        return decision, snap.state.model_copy(update={"scaling": cooldowns, "target_tracking": memory})
+
+    entry = act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger=TRIGGER, event_key=None,
+                decide=decide, audit_skips=False)
+    if entry.actions:
+        logger.info("decided", extra={"target": entry.target, "outcome": entry.outcome, "reason": entry.reason})
+    return entry
+
+
+def _describe(deps: Dependencies, policies: list[ServicePolicy]) -> dict[tuple[str, str], ServiceView]:
+    by_cluster: dict[str, list[str]] = defaultdict(list)
+    for p in policies:
+        by_cluster[p.metadata.cluster].append(p.metadata.service)
+    return {(cluster, name): view for cluster, services in by_cluster.items()
+            for name, view in deps.ecs.describe_services(cluster, services).items()}

@@ -1,0 +1,158 @@
+"""Least privilege: each function's IAM policy (as SAM expands it) against what the function really calls.
+
+Two kinds of checks:
+
+- Static (any run): no scopable action on Resource "*", no wildcard actions, iam:PassRole only with an
+  iam:PassedToService condition; checked for the default parameters and with PassRoleArns set (so the
+  conditional PassRole statement is present).
+- Coverage (marker ``iam_coverage``): every AWS call a function made during the integration tests
+  (recorded by tests/aws_calls.py) is allowed by that function's policy. Those calls only exist once the
+  integration tests ran, so this check runs *after* them: in a plain ``pytest`` run the recorder plugin
+  moves it to the end of the session and it uses the session's records; under pytest-xdist each worker
+  sees only its own share of records, so workers deselect it and ``make test`` runs it as a second,
+  serial pytest invocation (``pytest -m iam_coverage``) that reads ``build/aws-calls.json`` written by
+  the first. A function no integration test invoked is reported as xfail (its IAM is unverified).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autopilot.localstack import load_template
+from tests.aws_calls import calls_file, load_summary
+from tests.template.iam_policies import (
+    ACCOUNT,
+    TEMPLATE,
+    FunctionPolicy,
+    allows,
+    expand,
+    unconditioned_pass_role,
+    unscoped,
+)
+
+pytestmark = pytest.mark.template
+
+FUNCTIONS = sorted(logical for logical, r in load_template()["Resources"].items()
+                   if r["Type"] == "AWS::Serverless::Function")
+# The parameters the test stacks are "deployed" with (tests/conftest.py's stack fixture: prod,batch);
+# PassRoleArns as an operator would set it for task roles in this account.
+TEST_PARAMETERS = {"ManagedClusters": "prod,batch", "PassRoleArns": f"arn:aws:iam::{ACCOUNT}:role/*"}
+PARAMETER_SETS = {
+    "defaults": {"ManagedClusters": "prod,batch"},
+    "pass-roles": {"ManagedClusters": "prod,batch", "PassRoleArns": f"arn:aws:iam::{ACCOUNT}:role/app-*"},
+}
+
+
+@pytest.fixture(scope="module")
+def expanded() -> dict[str, Any]:
+    return expand()
+
+
+def test_translator_sees_every_function(expanded: dict[str, Any]) -> None:
+    assert sorted(expanded["functions"]) == FUNCTIONS
+    for function, spec in expanded["functions"].items():
+        assert spec["role"] == f"{function}Role", "each function gets its own role (no shared Role property)"
+        assert spec["assume_role_policy"]["Statement"][0]["Principal"] == {"Service": ["lambda.amazonaws.com"]}
+
+
+@pytest.mark.parametrize("params", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_unscoped_or_wildcard_grants(expanded: dict[str, Any], function: str, params: dict[str, str]) -> None:
+    policy = FunctionPolicy.for_function(function, params)
+    assert policy.unknown_managed == [], "managed policies this check cannot see into"
+    assert unscoped(policy.own_statements) == []
+
+
+@pytest.mark.parametrize("params", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_pass_role_is_conditioned(expanded: dict[str, Any], function: str, params: dict[str, str]) -> None:
+    policy = FunctionPolicy.for_function(function, params)
+    assert unconditioned_pass_role(policy.statements) == []
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_update_service_only_on_managed_clusters(expanded: dict[str, Any], function: str) -> None:
+    policy = FunctionPolicy.for_function(function, PARAMETER_SETS["defaults"])
+    inside = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/prod/web"
+    outside = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/other/web"
+    if allows(policy.statements, "ecs:UpdateService", inside, {}):
+        assert not allows(policy.statements, "ecs:UpdateService", outside, {}), \
+            f"{function} may update services of clusters outside ManagedClusters"
+
+
+# ------------------------------------------------------------------------------------ the checker itself
+STATEMENTS: list[dict[str, Any]] = [
+    {"Effect": "Allow", "Action": ["ecs:UpdateService"], "Resource": ["arn:*:ecs:*:*:service/prod/*"]},
+    {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "arn:aws:dynamodb:us-east-1:1:table/*-StateTable"},
+    {"Effect": "Allow", "Action": "ecs:RegisterTaskDefinition", "Resource": "*"},
+    {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::1:role/app-*",
+     "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+    {"Effect": "Deny", "Action": "ecs:UpdateService", "Resource": "arn:*:ecs:*:*:service/prod/frozen"},
+]
+
+
+@pytest.mark.parametrize(("action", "resource", "context", "expected"), [
+    ("ecs:UpdateService", "arn:aws:ecs:us-east-1:1:service/prod/web", {}, True),
+    ("ECS:updateservice", "arn:aws:ecs:us-east-1:1:service/prod/web", {}, True),  # actions are case-insensitive
+    ("ecs:UpdateService", "arn:aws:ecs:us-east-1:1:service/other/web", {}, False),
+    ("ecs:UpdateService", "arn:aws:ecs:us-east-1:1:service/prod/frozen", {}, False),  # explicit deny wins
+    ("ecs:DescribeServices", "arn:aws:ecs:us-east-1:1:service/prod/web", {}, False),
+    ("dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:1:table/x-StateTable", {}, True),
+    ("dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:1:table/Other", {}, False),
+    ("ecs:RegisterTaskDefinition", "*", {}, True),
+    ("iam:PassRole", "arn:aws:iam::1:role/app-web", {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, True),
+    ("iam:PassRole", "arn:aws:iam::1:role/app-web", {"iam:PassedToService": "lambda.amazonaws.com"}, False),
+    ("iam:PassRole", "arn:aws:iam::1:role/app-web", {}, False),  # condition key absent: not allowed
+    ("iam:PassRole", "arn:aws:iam::1:role/admin", {"iam:PassedToService": "ecs-tasks.amazonaws.com"}, False),
+])
+def test_evaluator(action: str, resource: str, context: dict[str, str], expected: bool) -> None:
+    assert allows(STATEMENTS, action, resource, context) is expected
+
+
+def test_scoping_check_flags_what_it_should() -> None:
+    assert unscoped([{"Effect": "Allow", "Action": "ecs:UpdateService", "Resource": "*"}])
+    assert unscoped([{"Effect": "Allow", "Action": "sqs:SendMessage*", "Resource": "*"}])
+    assert unscoped([{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "arn:aws:dynamodb:*:*:table/t"}])
+    assert unscoped([{"Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::b"}])
+    assert not unscoped([{"Effect": "Allow", "Action": "ecs:RegisterTaskDefinition", "Resource": "*"}])
+    assert not unscoped([{"Effect": "Allow", "Action": "ecs:UpdateService", "Resource": "arn:*:ecs:*:*:service/p/*"}])
+    assert unconditioned_pass_role([{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::1:role/r"}])
+    assert unconditioned_pass_role([{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}])
+
+
+# ------------------------------------------------------------------------------------ coverage
+@pytest.mark.iam_coverage
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_recorded_calls_are_allowed(function: str) -> None:
+    summary = load_summary()
+    if summary is None:
+        pytest.fail(f"no recorded AWS calls: run the integration tests first in this session, "
+                    f"or `make test` (which writes {calls_file()})")
+    rows = summary.get(function, [])
+    if not rows:
+        pytest.xfail(f"no integration test invoked {function}'s handler: its IAM policy is unverified")
+    policy = FunctionPolicy.for_function(function, TEST_PARAMETERS)
+    denied = [
+        f"{row['action']} on {row['resource'] or '(any resource)'} {row['context'] or ''} "
+        f"(from {', '.join(row['operations'])}; e.g. {row['tests'][:1]})"
+        for row in rows
+        if not allows(policy.statements, row["action"], row["resource"], row["context"])
+    ]
+    assert denied == [], f"{function}'s IAM policy does not allow calls it makes:\n  " + "\n  ".join(denied)
+
+
+def test_a_permission_missing_from_the_template_is_caught(tmp_path: Path) -> None:
+    """End to end through the SAM translator: drop the SNS policy template, publishing is denied."""
+    publish: tuple[str, str, dict[str, str]] = (
+        "sns:Publish", f"arn:aws:sns:us-east-1:{ACCOUNT}:autopilot-local-NotificationTopic", {})
+    assert allows(FunctionPolicy.for_function("ScalerFunction", TEST_PARAMETERS).statements, *publish)
+    source = TEMPLATE.read_text()
+    line = "        - SNSPublishMessagePolicy: {TopicName: !GetAtt NotificationTopic.TopicName}\n"
+    assert line in source
+    broken = tmp_path / "template.yaml"
+    broken.write_text(source.replace(line, ""))
+    policy = FunctionPolicy.for_function("ScalerFunction", TEST_PARAMETERS, template=broken)
+    assert not allows(policy.statements, *publish)

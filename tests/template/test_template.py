@@ -1,0 +1,235 @@
+"""template.yaml: the linters and SAM accept it, it builds for arm64, and its structure keeps its promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autopilot.localstack import load_template
+from tests.template.iam_policies import sam_python
+
+pytestmark = pytest.mark.template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+GLOBALS: dict[str, Any] = TEMPLATE.get("Globals", {}).get("Function", {})
+FUNCTIONS = sorted(k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function")
+CONTRACT_FUNCTIONS = {"ScalerFunction": "scaler", "HealerFunction": "healer", "RolloutFunction": "rollout",
+                      "RestarterFunction": "restarter", "ReconcilerFunction": "reconciler"}
+ASYNC_EVENT_TYPES = {"EventBridgeRule", "CloudWatchEvent", "Schedule", "ScheduleV2", "SNS", "S3"}
+
+
+def prop(function: str, name: str) -> Any:
+    """A function property as deployed: its own value, else the Globals value."""
+    own = RESOURCES[function]["Properties"]
+    return own[name] if name in own else GLOBALS.get(name)
+
+
+def events_of(function: str) -> dict[str, Any]:
+    return RESOURCES[function]["Properties"].get("Events") or {}
+
+
+def tool_env() -> dict[str, str]:
+    """No credentials needed; the project venv's bin first (sam build needs a real python3.13)."""
+    env = dict(os.environ)
+    env.update(SAM_CLI_TELEMETRY="0", AWS_DEFAULT_REGION="us-east-1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    return env
+
+
+def sam() -> str:
+    return str(sam_python().parent / "sam")
+
+
+def run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=ROOT, env=tool_env(), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+# ------------------------------------------------------------------------------------ tools
+def test_cfn_lint_clean() -> None:
+    from cfnlint.api import lint_file
+
+    matches = lint_file(ROOT / "template.yaml")
+    assert [str(m) for m in matches] == []
+
+
+def test_cfn_lint_would_catch_a_broken_function(tmp_path: Path) -> None:
+    from cfnlint.api import lint_file
+
+    broken = tmp_path / "template.yaml"
+    broken.write_text((ROOT / "template.yaml").read_text().replace("Timeout: 60", "Timeout: 9999", 1))
+    assert any("9999" in str(m) for m in lint_file(broken))
+
+
+def test_sam_validate_lint_clean() -> None:
+    done = run([sam(), "validate", "--lint", "--template", "template.yaml"])
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_sam_build_for_arm64(tmp_path: Path) -> None:
+    # A private build dir (concurrent test runs must not share one); the cache makes rebuilds fast.
+    cache = Path(os.environ.get("AUTOPILOT_BUILD_DIR") or ROOT / "build") / "sam-cache"
+    build_dir = tmp_path / "sam-build"
+    done = run([sam(), "build", "--template", "template.yaml", "--build-dir", str(build_dir),
+                "--cache-dir", str(cache), "--cached", "--parallel"], timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    built = load_template(build_dir / "template.yaml")
+    layer_dir = build_dir / "AutopilotLayer" / "python"
+    assert (layer_dir / "autopilot" / "store" / "table.py").exists()
+    assert (layer_dir / "aws_lambda_powertools").is_dir()
+    # native wheels were fetched for the functions' architecture, not the build machine's
+    natives = [p.name for p in layer_dir.glob("pydantic_core/*.so")]
+    assert natives and all("aarch64" in n for n in natives), natives
+    for function, folder in CONTRACT_FUNCTIONS.items():
+        if function in FUNCTIONS:
+            assert (build_dir / function / "app.py").exists(), function
+            assert built["Resources"][function]["Properties"]["CodeUri"] == function
+    assert not list((build_dir / "ScalerFunction").glob("autopilot")), "the library ships in the layer only"
+
+
+# ------------------------------------------------------------------------------------ functions
+def test_contract_functions_exist() -> None:
+    missing = [f for f in ("ScalerFunction", "ReconcilerFunction") if f not in FUNCTIONS]
+    assert missing == []
+    unknown = set(FUNCTIONS) - set(CONTRACT_FUNCTIONS)
+    assert not unknown, f"functions not in the contract: {unknown}"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_runtime_and_handler(function: str) -> None:
+    assert prop(function, "Runtime") == "python3.13"
+    assert prop(function, "Architectures") == ["arm64"]
+    assert prop(function, "Handler") == "app.lambda_handler"
+    code = ROOT / prop(function, "CodeUri")
+    assert code == ROOT / "functions" / CONTRACT_FUNCTIONS[function]
+    assert "def lambda_handler(" in (code / "app.py").read_text()
+    assert {"Ref": "AutopilotLayer"} in (prop(function, "Layers") or [])
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_environment(function: str) -> None:
+    env = dict((GLOBALS.get("Environment") or {}).get("Variables") or {})
+    env.update((RESOURCES[function]["Properties"].get("Environment") or {}).get("Variables") or {})
+    assert env["AUTOPILOT_TABLE"] == {"Ref": "StateTable"}
+    assert env["AUTOPILOT_TOPIC_ARN"] == {"Ref": "NotificationTopic"}
+    assert env["AUTOPILOT_RESTART_QUEUE_URL"] == {"Ref": "RestartQueue"}
+    assert env["AUTOPILOT_MODE"] == {"Ref": "Mode"}
+    assert "POWERTOOLS_SERVICE_NAME" in env
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_log_group_with_retention(function: str) -> None:
+    groups = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Logs::LogGroup"
+              and r["Properties"].get("LogGroupName") == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}]
+    assert len(groups) == 1, f"{function}: one AWS::Logs::LogGroup named /aws/lambda/${{{function}}}"
+    assert groups[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_event_bridge_targets_have_dlq_and_retry_policy(function: str) -> None:
+    for name, event in events_of(function).items():
+        if event["Type"] in ("EventBridgeRule", "CloudWatchEvent"):
+            props = event["Properties"]
+            assert props.get("DeadLetterConfig", {}).get("Arn") == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, name
+            assert props.get("RetryPolicy", {}).get("MaximumRetryAttempts", 0) > 0, name
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_async_invocations_have_on_failure_destination(function: str) -> None:
+    """Event-carrying async triggers must not lose events. Schedule-only functions are exempt when they
+    do not retry: the next tick re-runs them, and a failed tick is visible in the function's Errors."""
+    types = {e["Type"] for e in events_of(function).values()}
+    if not types & ASYNC_EVENT_TYPES:
+        return
+    config = RESOURCES[function]["Properties"].get("EventInvokeConfig") or {}
+    if types <= {"Schedule", "ScheduleV2"} and config.get("MaximumRetryAttempts") == 0:
+        return
+    destination = (config.get("DestinationConfig") or {}).get("OnFailure") or {}
+    assert destination.get("Destination") == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, function
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_sqs_triggers_report_partial_failures_and_redrive(function: str) -> None:
+    for name, event in events_of(function).items():
+        if event["Type"] != "SQS":
+            continue
+        props = event["Properties"]
+        assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], name
+        queue = RESOURCES[props["Queue"]["Fn::GetAtt"][0]]["Properties"]
+        assert "RedrivePolicy" in queue, f"{name}: the queue needs a dead-letter queue"
+        timeout = prop(function, "Timeout") or 3
+        assert queue.get("VisibilityTimeout", 30) >= 6 * timeout, "Lambda advises visibility >= 6 x timeout"
+
+
+def test_alarm_action_permission_is_scoped_to_this_account() -> None:
+    permissions = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Lambda::Permission"]
+    alarm = [p for p in permissions if p["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"]
+    assert alarm and all(p.get("SourceAccount") == {"Ref": "AWS::AccountId"} for p in alarm)
+
+
+# ------------------------------------------------------------------------------------ stateful resources
+def test_table_has_ttl_and_the_keys_the_store_uses() -> None:
+    tables = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::DynamoDB::Table"]
+    assert len(tables) == 1, "one table holds everything"
+    table = tables[0]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["PK", "SK"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert RESOURCES["StateTable"].get("DeletionPolicy") == "Retain"
+
+
+def test_queues_are_encrypted_and_dead_letter_queue_keeps_two_weeks() -> None:
+    for logical, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::SQS::Queue":
+            props = resource["Properties"]
+            assert props.get("SqsManagedSseEnabled") or props.get("KmsMasterKeyId"), logical
+    assert RESOURCES["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_parameters() -> None:
+    params = TEMPLATE["Parameters"]
+    assert params["ManagedClusters"]["Type"] == "CommaDelimitedList"
+    assert "Default" not in params["ManagedClusters"], "the operator must name the clusters"
+    assert params["Mode"]["AllowedValues"] == ["enforce", "dry-run", "off"]
+    assert params["Mode"]["Default"] == "enforce"
+    assert params["NotificationEmail"]["Default"] == ""
+    assert params["LogRetentionDays"]["Type"] == "Number"
+
+
+def test_outputs_for_the_cli() -> None:
+    outputs = TEMPLATE["Outputs"]
+    from autopilot.cli.discovery import TABLE_OUTPUT
+
+    assert outputs[TABLE_OUTPUT]["Value"] == {"Ref": "StateTable"}
+    for name in ("NotificationTopicArn", "RestartQueueUrl", "DeadLetterQueueUrl", "ScalerFunctionArn"):
+        assert name in outputs, name
+
+
+def test_layer_builds_for_arm64() -> None:
+    layer = RESOURCES["AutopilotLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    requirements = (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").read_text()
+    assert "boto3" not in requirements.replace("(boto3", ""), "boto3 comes with the runtime"
+
+
+def test_samconfig_deploys_the_stack() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    deploy = config["default"]["deploy"]["parameters"]
+    assert config["default"]["global"]["parameters"]["stack_name"] == "ecs-autopilot"
+    assert "CAPABILITY_IAM" in deploy["capabilities"].split()
+    assert deploy["resolve_s3"] is True and deploy["confirm_changeset"] is True
+    overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"].split())
+    assert set(overrides) <= set(TEMPLATE["Parameters"]), "overrides must name template parameters"
+    assert "region" not in deploy, "the region comes from the user's AWS configuration"

@@ -1,0 +1,266 @@
+"""The backtest's service model, reference models, trace readers and report, on small hand-computed traces."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from autopilot.backtest.controllers import AlarmModel, Oracle, PolicyController, aws_target_tracking, step_pair
+from autopilot.backtest.model import ServiceModel, simulate
+from autopilot.backtest.recommend import Candidate, Job, candidates, pareto, pick, run_candidate, snippet
+from autopilot.backtest.report import html_page, table
+from autopilot.backtest.trace import TraceError, read_trace, to_minutes
+from autopilot.models.policy import Scaling, ScalingRule, ServicePolicy, TargetTracking
+
+T0 = datetime(2014, 4, 10, tzinfo=UTC)
+
+
+class Script:
+    """A controller that sets a scripted desired count per minute and records what it saw."""
+
+    name = "script"
+
+    def __init__(self, desired: list[int]) -> None:
+        self.script, self.seen = desired, []
+
+    def decide(self, minute: int, now: datetime, seen: float | None, desired: int, running: int) -> int:
+        self.seen.append(seen)
+        return self.script[minute]
+
+
+# ------------------------------------------------------------------ service model
+
+def test_service_model_by_hand():
+    demand = [10.0, 10.0, 30.0, 30.0, 30.0, 30.0, 10.0]
+    script = Script([1, 1, 3, 3, 3, 3, 1])
+    result = simulate(demand, T0, ServiceModel(capacity_per_task=10, start_delay_minutes=2), script, initial=1,
+                      keep_series=True)
+    assert result.running == [1, 1, 1, 1, 3, 3, 1]  # asked at minute 2, serving from minute 4
+    assert result.overload_minutes == 2  # minutes 2 and 3: 30 on 10 of capacity
+    assert result.hot_minutes == 7  # every minute is at or above 85 % (100 % is hot, not overloaded)
+    assert result.dropped_pct == pytest.approx(100 * 40 / 150)
+    assert result.task_hours == pytest.approx(15 / 60)  # billed from the moment they are asked for
+    assert result.actions == 2
+    assert script.seen == [None, 100.0, 100.0, 300.0, 300.0, 100.0, 100.0]  # one period late
+
+
+def test_scale_in_cancels_starting_tasks_first():
+    script = Script([5, 3, 3, 3])
+    result = simulate([1.0] * 4, T0, ServiceModel(capacity_per_task=1, start_delay_minutes=2), script, initial=1,
+                      keep_series=True)
+    assert result.running == [1, 1, 3, 3]  # 4 asked at minute 0, 2 of them cancelled at minute 1
+    assert result.desired == [5, 3, 3, 3]
+
+
+def test_zero_start_delay_serves_at_once_and_per_task_metric():
+    script = Script([2, 2, 4])
+    model = ServiceModel(capacity_per_task=5, start_delay_minutes=0, metric="per-task")
+    result = simulate([10.0, 20.0, 20.0], T0, model, script, initial=2, keep_series=True)
+    assert result.running == [2, 2, 4]
+    assert result.overload_minutes == 1
+    assert script.seen == [None, 5.0, 10.0]
+
+
+def test_utilization_metric_cap():
+    model = ServiceModel(capacity_per_task=10, metric_cap=100)
+    assert model.observe(30, 1) == 100
+    assert model.observe(5, 1) == 50
+    assert model.observe(5, 0) is None  # no task, no datapoint
+
+
+# ------------------------------------------------------------------ reference models
+
+def step_demand(high: float, minutes: int = 20, at: int = 5) -> list[float]:
+    return [5.0] * at + [high] * (minutes - at)
+
+
+def test_aws_target_tracking_model_waits_three_datapoints():
+    # 10 tasks at 50 % (capacity 1 per task, target 50); demand jumps to 12 (120 %) at minute 5.
+    model = ServiceModel(capacity_per_task=1, start_delay_minutes=2)
+    result = simulate(step_demand(12.0), T0, model, aws_target_tracking(50, 1, 100), initial=10, keep_series=True)
+    # seen > 50 at minutes 6, 7, 8 -> ALARM at 8 -> ceil(10 x 120 / 50) = 24, serving from minute 10
+    assert result.desired[7] == 10 and result.desired[8] == 24
+    assert result.overload_minutes == 5  # minutes 5..9
+    assert result.actions == 1  # the cooldown's 24 already covers the repeated ALARM
+
+
+def test_target_tracking_rule_acts_on_the_first_datapoint():
+    rule = ScalingRule(targetTracking=TargetTracking(metric="cpu", targetValue=50))
+    scaling = Scaling(minTasks=1, maxTasks=100, scaleOutCooldownSeconds=60, rules=[rule])
+    model = ServiceModel(capacity_per_task=1, start_delay_minutes=2)
+    result = simulate(step_demand(12.0), T0, model, PolicyController("tt", scaling, [rule], {}), initial=10,
+                      keep_series=True)
+    assert result.desired[5] == 10 and result.desired[6] == 24  # seen at 6, acted at 6
+    assert result.overload_minutes == 3  # minutes 5, 6, 7
+
+
+def test_aws_model_scales_in_after_fifteen_low_datapoints():
+    demand = [10.0] * 5 + [2.0] * 30
+    result = simulate(demand, T0, ServiceModel(capacity_per_task=1), aws_target_tracking(50, 1, 100), initial=20,
+                      keep_series=True)
+    # below 45 % from minute 5, seen from 6; the 15th low datapoint is seen at minute 20 -> ceil(20 x 10 / 50) = 4
+    assert result.desired[19] == 20 and result.desired[20] == 4
+
+
+def test_step_pair_adds_fifty_percent_on_a_big_breach():
+    model = ServiceModel(capacity_per_task=1, start_delay_minutes=2)
+    result = simulate(step_demand(12.0), T0, model, step_pair(50, 1, 100), initial=10, keep_series=True)
+    assert result.desired[7] == 10 and result.desired[8] == 15  # 120 - 50 >= 0.4 x 50: +50 % of 10
+
+
+def test_oracle_never_overloads_at_least_cost():
+    demand = [5.0, 5.0, 12.0, 12.0, 5.0, 5.0, 5.0]
+    oracle = Oracle(demand, capacity_per_task=1, start_delay=2, min_tasks=1, max_tasks=100)
+    result = simulate(demand, T0, ServiceModel(capacity_per_task=1, start_delay_minutes=2), oracle, initial=12,
+                      keep_series=True)
+    assert result.overload_minutes == 0
+    assert result.desired == [12, 12, 12, 12, 5, 5, 5]
+
+
+@pytest.mark.parametrize(("values", "states"), [
+    ([60, 40, 60, 60], ["INSUFFICIENT_DATA", "INSUFFICIENT_DATA", "ALARM", "ALARM"]),  # 2 of 3
+    ([60, 40, 40, 60], ["INSUFFICIENT_DATA", "INSUFFICIENT_DATA", "OK", "OK"]),
+    ([60, None, 60], ["INSUFFICIENT_DATA", "INSUFFICIENT_DATA", "ALARM"]),  # a missing datapoint is skipped
+])
+def test_alarm_model_m_of_n(values, states):
+    alarm = AlarmModel("a", threshold=50, evaluation_periods=3, datapoints_to_alarm=2)
+    assert [alarm.update(i, v) for i, v in enumerate(values)] == states
+
+
+def test_alarm_model_from_describe_alarms_with_five_minute_period():
+    alarm = AlarmModel.from_describe_alarms({"AlarmName": "hi", "Threshold": 50, "Period": 300,
+                                             "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                                             "EvaluationPeriods": 1})
+    states = [alarm.update(i, v) for i, v in enumerate([40, 40, 60, 60, 60, 40, 40, 40, 40, 40])]
+    assert states[3] == "INSUFFICIENT_DATA" and states[4] == "ALARM"  # mean of 40,40,60,60,60 = 52
+    assert states[9] == "OK"
+    with pytest.raises(ValueError, match="anomaly"):
+        AlarmModel.from_describe_alarms({"AlarmName": "x", "ThresholdMetricId": "ad1"})
+
+
+def test_policy_controller_needs_alarm_definitions():
+    rule = ScalingRule(alarm="web-cpu-high", steps=[{"lowerBound": 0, "adjustment": 1}])
+    with pytest.raises(ValueError, match="no alarm definition for web-cpu-high"):
+        PolicyController("p", Scaling(minTasks=1, maxTasks=5, rules=[rule]), [rule], {})
+
+
+# ------------------------------------------------------------------ traces
+
+def test_csv_interpolates_to_minutes(tmp_path: Path):
+    path = tmp_path / "t.csv"
+    path.write_text("timestamp,value\n2014-04-10 00:00:00,10\n2014-04-10 00:05:00,20\n2014-04-10 00:10:00,0\n")
+    trace = read_trace(path)
+    assert trace.values == (10, 12, 14, 16, 18, 20, 16, 12, 8, 4, 0)
+    assert (trace.start, trace.source_period, trace.minutes) == (T0, 300, 11)
+
+
+def test_get_metric_data_json(tmp_path: Path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"MetricDataResults": [{"Id": "m1", "Label": "RequestCount", "StatusCode": "Complete",
+                                                       "Timestamps": ["2014-04-10T00:02:00+00:00",
+                                                                      "2014-04-10T00:01:00+00:00",
+                                                                      "2014-04-10T00:00:00Z"],
+                                                       "Values": [3.0, 2.0, 1.0]}], "Messages": []}))
+    assert read_trace(path).values == (1.0, 2.0, 3.0)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("timestamp,value\n2014-04-10 00:00:00,1\n", "at least two datapoints"),
+    ("timestamp,value\nyesterday,1\n2014-04-10 00:05:00,2\n", "t.csv:2: unreadable timestamp"),
+    ("timestamp,value\n2014-04-10 00:00:00,nan\n2014-04-10 00:05:00,2\n", "not a finite number"),
+])
+def test_bad_traces(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(TraceError, match=message):
+        read_trace(path)
+
+
+def test_duplicates_last_wins():
+    trace = to_minutes([(T0, 1.0), (T0 + timedelta(minutes=1), 2.0), (T0, 5.0)], "d")
+    assert trace.values == (5.0, 2.0)
+
+
+# ------------------------------------------------------------------ recommend and report
+
+def small_trace() -> list[float]:
+    return ([10.0] * 30 + [40.0] * 30) * 4
+
+
+def test_recommend_grid_snippet_is_a_valid_policy_block():
+    demand = small_trace()
+    model = ServiceModel(capacity_per_task=4, start_delay_minutes=2)
+    job = Job(demand, T0, model, 1, 50, 4)
+    grid = candidates(70, "web-cpu")[:6]
+    evaluated = [(c, run_candidate(c, job)) for c in grid]
+    front = pareto(evaluated)
+    assert front and all(a[1].task_hours <= b[1].task_hours and a[1].overload_minutes > b[1].overload_minutes
+                         for a, b in itertools.pairwise(front))
+    block = yaml.safe_load(snippet(front[0][0], 1, 50))
+    doc = {"apiVersion": "autopilot/v1", "kind": "ServicePolicy", "metadata": {"cluster": "c", "service": "s"},
+           "spec": block}
+    policy = ServicePolicy.model_validate(doc)  # paste-ready
+    assert policy.spec.scaling is not None and policy.spec.scaling.rules[0].targetTracking == front[0][0].rule
+
+
+def test_pick_respects_the_task_hour_budget():
+    demand = small_trace()
+    job = Job(demand, T0, ServiceModel(capacity_per_task=4), 1, 50, 4)
+    a, b = (Candidate(rule=TargetTracking(metric="m", targetValue=70, scaleInStabilizationSeconds=w))
+            for w in (60, 900))
+    front = pareto([(a, run_candidate(a, job)), (b, run_candidate(b, job))])
+    cheapest = front[0]
+    assert pick(front, cheapest[1].task_hours) == cheapest
+    assert pick(front, cheapest[1].task_hours - 1) is None
+
+
+def test_report_table_and_self_contained_html():
+    demand = small_trace()
+    model = ServiceModel(capacity_per_task=4)
+    results = [simulate(demand, T0, model, c, 4, keep_series=True)
+               for c in (aws_target_tracking(70, 1, 50), Oracle(demand, 4, 2, 1, 50))]
+    text = table(results)
+    assert text.splitlines()[0].split()[:3] == ["policy", "overload", "min"]
+    assert "aws-target-tracking (model)" in text
+    trace = to_minutes([(T0 + timedelta(minutes=i), v) for i, v in enumerate(demand)], "small")
+    page = html_page(trace, model, results)
+    assert "<script" not in page and "http" not in page and "src=" not in page  # no external resources
+    svgs = [s.split("</svg>")[0] + "</svg>" for s in page.split("<svg")[1:]]
+    assert len(svgs) == 2
+    for svg in svgs:
+        root = ET.fromstring("<svg" + svg)  # well-formed
+        assert len(root.findall("path")) == 3  # demand, running, desired
+
+
+def test_result_summary_keys():
+    result = simulate([1.0, 1.0], T0, ServiceModel(capacity_per_task=1), Script([1, 1]), 1)
+    assert set(result.summary()) == {"policy", "overload_minutes", "minutes_over_85pct", "dropped_demand_pct",
+                                     "task_hours", "scaling_actions", "minutes"}
+
+
+def test_replaying_twice_gives_the_same_result():
+    demand = small_trace()
+    model = ServiceModel(capacity_per_task=4)
+    first: Any = simulate(demand, T0, model, aws_target_tracking(70, 1, 50), 4).summary()
+    assert simulate(demand, T0, model, aws_target_tracking(70, 1, 50), 4).summary() == first
+
+
+def test_backtest_replays_the_lambdas_own_decision_functions():
+    """Not a copy: the controllers call the very functions the scaler and reconciler call."""
+    import autopilot.backtest.controllers as controllers
+    import autopilot.decide.scaling as scaling
+    import autopilot.decide.target_tracking as target_tracking
+    import autopilot.usecases.scale as scale
+    import autopilot.usecases.target_tracking as usecase
+
+    assert controllers.evaluate is target_tracking.evaluate
+    assert usecase.decide_target_tracking is target_tracking.decide_target_tracking
+    assert controllers.decide_scaling is scaling.decide_scaling is scale.decide_scaling
+    assert controllers.cooldown_precheck is scaling.cooldown_precheck is scale.cooldown_precheck
