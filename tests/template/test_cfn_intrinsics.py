@@ -35,4 +35,5 @@ def test_delimiters_are_literal_strings(function):
 
 def test_the_check_catches_a_function_delimiter():
     template = {"Resources": {"R": {"Properties": {"X": {"Fn::Join": [{"Fn::Sub": "/*,"}, ["a", "b"]]}}}}}
-    assert [p for p, (d, _v) in uses_of("Fn::Join", template) if not isinstance(d, str)] == [".Resources.R.Properties.X"]
+    flagged = [p for p, (d, _v) in uses_of("Fn::Join", template) if not isinstance(d, str)]
+    assert flagged == [".Resources.R.Properties.X"]
