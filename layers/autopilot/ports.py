@@ -77,6 +77,7 @@ class RestartQueuePort(Protocol):
 
 class DescribedTaskDefinition(BaseModel):
     """DescribeTaskDefinition's answer with include=['TAGS']: the task definition as AWS returned it."""
+    model_config = ConfigDict(defer_build=True)
 
     task_definition: dict[str, Any]
     tags: list[dict[str, str]] = Field(default_factory=list)
@@ -84,6 +85,7 @@ class DescribedTaskDefinition(BaseModel):
 
 class DerivedLookup(BaseModel):
     """Result of looking for an already-registered derived revision (and what the look-up cost)."""
+    model_config = ConfigDict(defer_build=True)
 
     arn: str | None
     describe_calls: int = 0

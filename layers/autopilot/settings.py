@@ -6,10 +6,12 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class Settings(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     table: str = Field(min_length=1)
     topic_arn: str | None = None
     restart_queue_url: str | None = None

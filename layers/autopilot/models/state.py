@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from autopilot.models.healing_state import HealingState, RestartState
 from autopilot.models.rollout_state import RolloutState
@@ -65,6 +65,7 @@ class ServiceState(StateModel):
 
 class Snapshot(BaseModel):
     """A state as read, with the version a conditional write must still find."""
+    model_config = ConfigDict(defer_build=True)
 
     key: str
     state: ServiceState

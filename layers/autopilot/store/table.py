@@ -22,6 +22,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -30,7 +31,12 @@ from autopilot.models.policy import Policy, ServicePolicy, TaskPolicy
 from autopilot.models.state import ServiceState, Snapshot
 
 AUDIT_TTL = timedelta(days=90)
-_POLICY = TypeAdapter(Policy)
+
+
+@cache
+def _policy_adapter() -> TypeAdapter[ServicePolicy | TaskPolicy]:
+    """Built on first use: building the policy union's validator costs tens of ms at import."""
+    return TypeAdapter(Policy)
 
 
 class ConcurrentUpdate(Exception):
@@ -133,7 +139,7 @@ class StateTable:
 
     def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None:
         item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
-        return _POLICY.validate_json(item["doc"]["S"]) if item else None
+        return _policy_adapter().validate_json(item["doc"]["S"]) if item else None
 
     def delete_policy(self, key: str) -> bool:
         item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
@@ -150,7 +156,7 @@ class StateTable:
         """Every stored policy (GSI1, eventually consistent: fine for the reconciler and the CLI)."""
         items = self._query(IndexName="GSI1", KeyConditionExpression="GSI1PK = :p",
                             ExpressionAttributeValues={":p": _s("POLICIES")})
-        return [_POLICY.validate_json(item["doc"]["S"]) for item in items]
+        return [_policy_adapter().validate_json(item["doc"]["S"]) for item in items]
 
     def policies_for_alarm(self, alarm: str) -> list[ServicePolicy]:
         """Every service policy naming ``alarm``: one strongly consistent Query of the alarm index."""

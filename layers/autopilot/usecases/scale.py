@@ -13,7 +13,6 @@ from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import EcsPort, ServiceView
 from autopilot.store.table import AuditEntry
-from autopilot.usecases.alarm_rules import apply_alarm_rule
 from autopilot.usecases.observe import count_invalid, count_outcomes
 from autopilot.usecases.runner import Context, act, record
 from autopilot.wiring import Dependencies
@@ -50,14 +49,25 @@ def apply_alarm_change(ctx: Context, change: AlarmChange, ecs: EcsPort) -> list[
     entries: list[AuditEntry] = []
     for policy in policies:
         rule = _scaling_rule(policy, change.alarm_name)
+        rollout_entry = None
         if rule is not None:
             entries.append(apply_rule(ctx, policy, rule, change, ecs, trigger, change.event_key))
-        elif (rollout_entry := apply_alarm_rule(ctx, policy, change, ecs, trigger)) is not None:
-            entries.append(rollout_entry)  # a rollbackAlarms / recycleAlarms entry (usecases.alarm_rules)
-        else:
-            entries.append(record(ctx, target=policy.key, trigger=trigger, outcome="ignored:no-rule",
-                                  reason=f"alarm {change.alarm_name!r} has no scaling rule in this policy"))
+            continue
+        if _is_rollout_alarm(policy, change.alarm_name):
+            # Imported here: most alarms are scaling alarms, which do not need the rollout rules (keeping
+            # them out of the scaler's import path saves cold-start time).
+            from autopilot.usecases.alarm_rules import apply_alarm_rule
+
+            rollout_entry = apply_alarm_rule(ctx, policy, change, ecs, trigger)
+        entries.append(rollout_entry or record(
+            ctx, target=policy.key, trigger=trigger, outcome="ignored:no-rule",
+            reason=f"alarm {change.alarm_name!r} has no scaling rule in this policy"))
     return entries
+
+
+def _is_rollout_alarm(policy: ServicePolicy, alarm: str) -> bool:
+    rollout = policy.spec.rollout
+    return rollout is not None and (alarm in rollout.rollbackAlarms or alarm in rollout.recycleAlarms)
 
 
 def _scaling_rule(policy: ServicePolicy, alarm: str) -> ScalingRule | None:
