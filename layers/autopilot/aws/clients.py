@@ -9,7 +9,7 @@ which would dominate a cold start that creates three clients.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 from botocore.config import Config
@@ -44,3 +44,18 @@ def reset_clients() -> None:
     """Forget cached clients (tests and the demo change endpoints and mocks between runs)."""
     with _lock:
         _clients.clear()
+
+
+class AwsAdapter:
+    """Base of the ports' AWS implementations: the boto3 client is injected, or created on first use."""
+
+    service: ClassVar[str]
+
+    def __init__(self, aws_client: Any | None = None) -> None:
+        self._client = aws_client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(self.service)
+        return self._client

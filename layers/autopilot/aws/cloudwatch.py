@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from autopilot.aws.clients import client
+from autopilot.aws.clients import AwsAdapter
 from autopilot.ports import AlarmView
 
 _BATCH = 100  # DescribeAlarms accepts up to 100 names per call
@@ -34,15 +34,8 @@ def alarm_view(raw: dict[str, Any]) -> AlarmView:
     )
 
 
-class CloudWatchAlarms:
-    def __init__(self, cw_client: Any | None = None) -> None:
-        self._client = cw_client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = client("cloudwatch")
-        return self._client
+class CloudWatchAlarms(AwsAdapter):
+    service = "cloudwatch"
 
     def describe_alarms(self, names: list[str]) -> dict[str, AlarmView]:
         """One DescribeAlarms call per 100 alarm names (paginated within a batch)."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from autopilot.aws.clients import client
+from autopilot.aws.clients import AwsAdapter
 from autopilot.ports import Deployment, RunTaskResult, ServiceView
 
 
@@ -38,17 +38,10 @@ def service_view(cluster: str, raw: dict[str, Any]) -> ServiceView:
     )
 
 
-class Ecs:
+class Ecs(AwsAdapter):
     """The ECS calls ecs-autopilot makes. One DescribeServices per 10 services of a cluster."""
 
-    def __init__(self, ecs_client: Any | None = None) -> None:
-        self._client = ecs_client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = client("ecs")
-        return self._client
+    service = "ecs"
 
     def describe_services(self, cluster: str, services: list[str]) -> dict[str, ServiceView]:
         found: dict[str, ServiceView] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from autopilot.aws.clients import client
+from autopilot.aws.clients import AwsAdapter
 
 MAX_DELAY_SECONDS = 900
 
@@ -20,16 +20,12 @@ def sqs_delay(delay_seconds: int) -> int:
     return max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
 
 
-class SqsRestartQueue:
-    def __init__(self, queue_url: str | None, sqs_client: Any | None = None) -> None:
-        self.queue_url = queue_url
-        self._client = sqs_client
+class SqsRestartQueue(AwsAdapter):
+    service = "sqs"
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = client("sqs")
-        return self._client
+    def __init__(self, queue_url: str | None, sqs_client: Any | None = None) -> None:
+        super().__init__(sqs_client)
+        self.queue_url = queue_url
 
     def send(self, body: dict[str, Any], delay_seconds: int, dedup_id: str) -> None:
         if not self.queue_url:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autopilot.aws.clients import client
+from autopilot.aws.clients import AwsAdapter
 from autopilot.decide.taskdef import is_derivation, revision_number
 from autopilot.ports import DerivedLookup, DescribedTaskDefinition
 
@@ -19,15 +19,8 @@ FIND_NEWEST = 10  # ListTaskDefinitions page asked for
 FIND_DESCRIBE_AT_MOST = 5  # DescribeTaskDefinition calls a lookup may make
 
 
-class TaskDefinitions:
-    def __init__(self, ecs_client: Any | None = None) -> None:
-        self._client = ecs_client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = client("ecs")
-        return self._client
+class TaskDefinitions(AwsAdapter):
+    service = "ecs"
 
     def describe(self, task_definition: str) -> DescribedTaskDefinition:
         response = self.client.describe_task_definition(taskDefinition=task_definition, include=["TAGS"])
