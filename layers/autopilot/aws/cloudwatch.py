@@ -72,24 +72,12 @@ class CloudWatchAlarms(AwsAdapter):
                 query["ReturnData"] = q is returned[0]
                 queries.append(query)
             owner[prefix + returned[0]["Id"]] = alarm.name
-        values: dict[str, float] = {}
         if not queries:
-            return values
+            return {}
         end = now or datetime.now(UTC)
-        start = end - timedelta(minutes=15)
-        for offset in range(0, len(queries), 500):
-            kwargs: dict[str, Any] = {"MetricDataQueries": queries[offset:offset + 500], "StartTime": start,
-                                      "EndTime": end, "ScanBy": "TimestampDescending"}
-            while True:
-                response = self.client.get_metric_data(**kwargs)
-                for result in response.get("MetricDataResults", []):
-                    name = owner.get(result.get("Id", ""))
-                    if name and result.get("Values") and name not in values:
-                        values[name] = float(result["Values"][0])
-                if not response.get("NextToken"):
-                    break
-                kwargs["NextToken"] = response["NextToken"]
-        return values
+        series = self.metric_series(queries, end - timedelta(minutes=15), end)
+        # Results come newest first (ScanBy TimestampDescending): the first point is the latest value.
+        return {name: points[0][1] for query_id, name in owner.items() if (points := series.get(query_id))}
 
     def metric_series(self, queries: list[dict[str, Any]], start: datetime,
                       end: datetime) -> dict[str, list[tuple[datetime, float]]]:
