@@ -184,3 +184,26 @@ class LambdaContextStub:
 @pytest.fixture
 def lambda_context() -> LambdaContextStub:
     return LambdaContextStub()
+
+
+@pytest.fixture
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One DynamoDB request at a time, as DynamoDB applies each conditional write atomically.
+
+    In-process moto does not serialise requests, so without this two threads can both pass the same
+    condition - a flaw of the emulator, not of the code under test (tests/proofs/test_races.py shows it).
+    """
+    import threading
+
+    from botocore.client import BaseClient
+
+    lock = threading.Lock()
+    real = BaseClient._make_api_call
+
+    def serialised(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if self.meta.service_model.service_name != "dynamodb":
+            return real(self, operation, params)
+        with lock:
+            return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", serialised)

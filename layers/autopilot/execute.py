@@ -73,13 +73,28 @@ class Executor:
                 continue
             calls += handler(action)
             if action.mutating and not getattr(action, "requeue", False):
-                self.announce(action)
-                calls.append("sns:Publish")
+                calls.append(self._announce_done(action))
         return calls
 
     def announce(self, action: BaseAction, dry_run: bool = False) -> None:
         sentence = ("[dry-run] would have: " if dry_run else "") + action.describe()
         self.notifier.publish(sentence, sentence, {**action.model_dump(mode="json"), "dryRun": dry_run})
+
+    def _announce_done(self, action: BaseAction) -> str:
+        """Announce an action that was done. If SNS fails (after botocore's retries), the action stands:
+        raising would release its claim and fail the invocation, and Lambda's retry would decide and do it
+        again (a second scale-out on top of the first). The failure is logged, counted (metric
+        NotificationFailed, alarmed in template.yaml) and audited in the action's calls instead."""
+        try:
+            self.announce(action)
+        except Exception as exc:
+            from autopilot.observability import MetricUnit, logger, metrics
+
+            logger.exception("the action was done but its notification failed",
+                             extra={"action": getattr(action, "kind", type(action).__name__)})
+            metrics.add_metric(name="NotificationFailed", unit=MetricUnit.Count, value=1)
+            return f"sns:Publish failed ({type(exc).__name__})"
+        return "sns:Publish"
 
     # ------------------------------------------------------------ handlers
     def _set_desired_count(self, action: SetDesiredCount) -> list[str]:

@@ -67,7 +67,7 @@ def test_a_storm_of_crash_events_rolls_back_exactly_once(deps, monkeypatch):
     assert elapsed < 100, f"{EVENTS} events took {elapsed:.1f}s"
 
 
-def test_concurrent_deliveries_roll_back_once(deps, monkeypatch):
+def test_concurrent_deliveries_roll_back_once(deps, monkeypatch, atomic_dynamodb):
     """Twelve invocations at once for one service: conditional writes let one roll back; an invocation that
     kept losing the race raises, and its retry (as Lambda would) changes nothing more."""
     import threading

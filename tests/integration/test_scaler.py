@@ -210,7 +210,7 @@ def test_cooldown_skip_needs_no_describe_services(service, monkeypatch):
     assert outcomes(service)[0] == "skipped:cooldown"
 
 
-def test_concurrent_invocations_scale_once(service):
+def test_concurrent_invocations_scale_once(service, atomic_dynamodb):
     """Ten threads deliver different transitions of the same alarm at once: one scale-out, the rest skip."""
     from autopilot.usecases.scale import handle_alarm_event
 

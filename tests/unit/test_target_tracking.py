@@ -116,8 +116,8 @@ def test_stabilization_window_picks_the_highest_recommendation():
 
 def test_scale_out_is_not_stabilized():
     replay = Replay([tt(scaleInStabilizationSeconds=3600)], scaling(), 10)
-    replay.step(20.0)
-    assert replay.step(140.0).desired == 20
+    assert replay.step(20.0).desired == 3  # the window holds only this recommendation
+    assert replay.step(140.0).desired == 6  # at once; ceil(3 x 140/70): the 3 tasks left produced the 140
 
 
 @settings(max_examples=60, deadline=None)

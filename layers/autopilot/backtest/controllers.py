@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from autopilot.decide.scaling import cooldown_precheck, decide_scaling
-from autopilot.decide.target_tracking import Cooldowns, Memory, evaluate
+from autopilot.decide.target_tracking import Cooldowns, Memory, datapoints_needed, evaluate
 from autopilot.models.actions import SetDesiredCount
 from autopilot.models.policy import Scaling, ScalingRule, Step, TargetTracking
 from autopilot.models.state import ScalingState
@@ -120,7 +120,7 @@ class PolicyController:
         self.state = ScalingState()
         self.cooldowns = Cooldowns()
         self.memory = Memory()
-        depth = max((tt.datapointsToScaleOut for tt in self.tracking), default=1)
+        depth = max((datapoints_needed(tt) for tt in self.tracking), default=1)
         self.history: deque[float | None] = deque(maxlen=depth)
         self.params = params or {}
 

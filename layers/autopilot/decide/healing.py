@@ -17,8 +17,9 @@ Rules worth knowing:
 - A revision already marked bad (rolled back, failed deployment) changes nothing more.
 - Rollbacks go through the rollouts capability's ``decide_rollback`` (LKG, once per revision).
 - OOM: one right-sizing per revision, recorded before anything is executed; at the cap, one
-  notification per revision and no loop. While a right-sizing of the revision is decided, its OOM
-  kills do not also trip the crash loop.
+  notification per revision and no loop. While a right-sizing of the revision is under way (decided
+  within the crash window), its failures do not also trip the crash loop: a concurrent invocation may
+  still see the old revision running, and must not roll back what the right-sizing just rolled out.
 - Spot: after ``interruptions`` within ``windowSeconds``, the strategy becomes ``onDemandProvider``
   alone, keeping ``base``; the saved strategy comes back after ``holdSeconds`` (reconciler), unless
   someone changed the strategy meanwhile. The desired count is never touched.
@@ -168,9 +169,15 @@ def decide_service_stop(*, task: TaskStop, cls: Classification, policy: ServiceP
 
     # 3. Crash loop: failures of this revision within the window.
     if healing.crashLoop is not None:
+        # A right-sizing of this revision decided within the window (by this event, or by a concurrent one
+        # whose UpdateService may not have reached ECS yet, so DescribeServices still shows this revision)
+        # is replacing its tasks: their failures must not also roll the service back to LKG.
+        sized = healing_state.oom.get(rev)
+        replacing = right_sizing or (sized is not None and sized.outcome == "derived"
+                                     and now - sized.at < timedelta(seconds=healing.crashLoop.windowSeconds))
         decision, healing_state, rollout_state, need = _crash_loop(
             task=task, cls=cls, crash=healing.crashLoop, healing_state=healing_state, rollout_state=rollout_state,
-            facts=facts, cluster=cluster, service=service, now=now, suppress=right_sizing)
+            facts=facts, cluster=cluster, service=service, now=now, suppress=replacing)
         if need is not None:
             return need
         parts.append(decision)

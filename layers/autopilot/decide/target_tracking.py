@@ -2,11 +2,19 @@
 
 Once a minute the reconciler hands each rule the newest datapoints of its metric. A rule recommends
 ``ceil(base x metric / targetValue)`` tasks, where ``base`` is the number of tasks that produced the
-metric (the running count seen one evaluation earlier, since the metric arrives a period late).
+metric: the running count seen one evaluation earlier (the metric arrives a period late), but no more
+than the desired count (a scale-in at that evaluation stopped the tasks above it at once).
 
-- Within ``tolerance`` of the target (|metric / target - 1| <= tolerance) the rule holds.
+- Within ``tolerance`` of the target the rule holds: above ``targetValue x (1 + tolerance)`` it may scale
+  out, below ``targetValue x (1 - scaleInTolerance)`` (default: ``tolerance``) it may scale in.
 - Scale-out needs ``datapointsToScaleOut`` consecutive datapoints beyond the band and is limited by
   ``scaleOutPolicies`` (at most N tasks or P % per period, ``scaleOutSelectPolicy`` Max|Min|Disabled).
+- Trend-aware scale-out (``scaleOutLookaheadSeconds`` > 0): a least-squares line through the newest
+  ``trendDatapoints`` forecasts the metric that far past the newest datapoint; when the forecast is
+  higher it stands in for the newest datapoint (band, confirmation and size of a scale-out). Datapoints
+  from before a scale-in are first rescaled to the tasks left (fewer tasks raise the metric: that is
+  not a trend). Forecasts never scale in, and the stabilization window below remembers what was
+  measured, not what was forecast.
 - Scale-in takes the highest recommendation of the last ``scaleInStabilizationSeconds`` (so a
   brief dip does not remove tasks a spike will need again) and is limited by ``scaleInPolicies``.
 - Missing data never scales in: a rule without a fresh datapoint holds (and its hold counts as a
@@ -114,13 +122,57 @@ def recommend(tt: TargetTracking, latest: float, base: int) -> int:
 
 
 def beyond_band(tt: TargetTracking, value: float) -> int:
-    """+1 above the tolerance band, -1 below it, 0 within."""
+    """+1 above the tolerance band, -1 below it (``scaleInTolerance`` when set), 0 within."""
     ratio = value / tt.targetValue
     if ratio > 1 + tt.tolerance + _EPS:
         return 1
-    if ratio < 1 - tt.tolerance - _EPS:
+    low = tt.tolerance if tt.scaleInTolerance is None else tt.scaleInTolerance
+    if ratio < 1 - low - _EPS:
         return -1
     return 0
+
+
+def trend(values: Sequence[float | None], lookahead: float) -> float | None:
+    """The least-squares line through ``values`` (newest first, one per period) at ``lookahead`` periods
+    past the newest; None without the newest value and at least one other (gaps are skipped)."""
+    if not values or values[0] is None:
+        return None
+    xs: list[float] = []
+    ys: list[float] = []
+    for i, v in enumerate(values):
+        if v is not None:
+            xs.append(-i)
+            ys.append(v)
+    n = len(xs)
+    if n < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) * (x - mx) for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    return my + slope * (lookahead - mx)
+
+
+def rescaled(datapoints: Sequence[float | None], base: int, changes: Sequence[tuple[datetime, int]],
+             now: datetime, period: timedelta) -> list[float | None]:
+    """Datapoints as if produced by ``base`` tasks, undoing the rules' scale-ins since each was produced.
+
+    Datapoint i (newest first) covers the period that ended about i periods before the previous
+    evaluation; a scale-in at an evaluation after it stopped tasks that helped produce it, so it is
+    scaled by (base + those tasks) / base. Scale-outs are not undone (tasks start at an unknown time):
+    the forecast can only come out lower for them, never higher.
+    """
+    ins = [(at, -c) for at, c in changes if c < 0]
+    if not ins or base <= 0:
+        return list(datapoints)
+    out: list[float | None] = []
+    for i, v in enumerate(datapoints):
+        if v is None or i == 0:
+            out.append(v)
+            continue
+        since = now - period * (i + 0.5)
+        removed = sum(n for at, n in ins if at >= since)
+        out.append(v * (base + removed) / base if removed else v)
+    return out
 
 
 def push_peak(peaks: Peaks, now: datetime, value: int, window_seconds: int) -> Peaks:
@@ -165,23 +217,41 @@ def rate_limit(direction: int, policies: Sequence[RatePolicy], select: str, desi
 
 
 def read_rule(tt: TargetTracking, datapoints: Sequence[float | None], base: int,
-              desired: int) -> tuple[str, int, float | None]:
-    """(verdict, recommendation, latest) for one rule, before bounds, stabilization and limits."""
+              desired: int, forecast: float | None = None) -> tuple[str, int, float | None]:
+    """(verdict, recommendation, latest) for one rule, before bounds, stabilization and limits.
+
+    ``forecast`` (trend-aware scale-out) stands in for the newest datapoint when it is higher.
+    """
     latest = datapoints[0] if datapoints else None
     if latest is None:
         return "missing", desired, None
-    side = beyond_band(tt, latest)
+    value = forecast if forecast is not None and forecast > latest else latest
+    side = beyond_band(tt, value)
     if side == 0:
         return "within-tolerance", desired, latest
-    target = recommend(tt, latest, base)
+    target = recommend(tt, value, base)
     if side > 0 and target > desired:
-        needed = datapoints[:tt.datapointsToScaleOut]
-        confirmed = len(needed) == tt.datapointsToScaleOut and all(
-            v is not None and beyond_band(tt, v) > 0 for v in needed)
+        count = tt.datapointsToScaleOut
+        confirmed = count == 1 or (len(datapoints) >= count and all(
+            v is not None and beyond_band(tt, v) > 0 for v in datapoints[1:count]))
         return ("out" if confirmed else "out-unconfirmed"), target, latest
     if side < 0 and target < desired:
         return "in", target, latest
     return "steady", desired, latest
+
+
+def datapoints_needed(tt: TargetTracking) -> int:
+    """How many of the newest datapoints a rule reads (the reconciler fetches that many)."""
+    return max(tt.datapointsToScaleOut, tt.trendDatapoints if tt.scaleOutLookaheadSeconds else 1)
+
+
+def memory_seconds(tt: TargetTracking, period: int = 60) -> int:
+    """Seconds of the rules' desired-count changes a rule needs: its rate limits' longest period, and
+    for a trend-aware rule the span of its datapoints (to rescale those from before a scale-in)."""
+    span = tt.longest_rate_period
+    if tt.scaleOutLookaheadSeconds:
+        span = max(span, (tt.trendDatapoints + 1) * period)
+    return span
 
 
 def evaluate(
@@ -195,20 +265,26 @@ def evaluate(
     running: int,
     now: datetime,
     scale_in_blocked: str | None = None,
+    periods: Sequence[int] | None = None,
 ) -> Verdict:
     """Evaluate every targetTracking rule of one service; ``series[i]`` are rule i's datapoints, newest first.
 
     ``running`` is the service's running count now; the rules scale from the running count of the
-    previous evaluation (the tasks that produced the datapoint) when it is at most 3 minutes old,
-    else from the current one, and from the desired count when no task runs.
-    ``scale_in_blocked`` names a reason scale-in must wait (e.g. a deployment in progress).
+    previous evaluation (the tasks that produced the datapoint), capped by the desired count (a
+    scale-in stopped the rest), when it is at most 3 minutes old, else from the current one, and from
+    the desired count when no task runs. ``periods[i]`` is rule i's metric period in seconds
+    (default 60; only trend-aware rules use it). ``scale_in_blocked`` names a reason scale-in must
+    wait (e.g. a deployment in progress).
     """
     seen = memory.running_seen
-    base = seen[1] if seen is not None and now - seen[0] <= _FRESH_RUNNING else running
+    if seen is not None and now - seen[0] <= _FRESH_RUNNING:
+        base = seen[1] if seen[1] <= desired else desired
+    else:
+        base = running
     if base <= 0:
         base = desired  # no running count (all tasks starting, or unknown): the desired count is the best guess
-    longest = max(tt.longest_rate_period for tt in rules) if rules else 0
     if memory.changes:
+        longest = max(memory_seconds(tt, periods[i] if periods else 60) for i, tt in enumerate(rules)) if rules else 0
         horizon = now - _span(longest)
         changes = tuple(c for c in memory.changes if c[0] > horizon)
     else:
@@ -216,10 +292,22 @@ def evaluate(
     peaks = dict(memory.peaks)
     high = scaling.maxTasks
     readings: list[Reading] = []
-    for tt, datapoints in zip(rules, series, strict=True):
-        verdict, rec, latest = read_rule(tt, datapoints, base, desired)
+    for index, (tt, datapoints) in enumerate(zip(rules, series, strict=True)):
+        forecast = None
+        lookahead = tt.scaleOutLookaheadSeconds
+        if lookahead and datapoints and datapoints[0] is not None:
+            period = periods[index] if periods else 60
+            recent = datapoints[:tt.trendDatapoints]
+            if changes:
+                recent = rescaled(recent, base, changes, now, _span(period))
+            forecast = trend(recent, lookahead / period)
+        verdict, rec, latest = read_rule(tt, datapoints, base, desired, forecast)
+        # The window remembers what was measured: a scale-out the forecast alone asked for counts as a hold.
+        kept = rec
+        if forecast is not None and verdict == "out" and latest is not None and forecast > latest:
+            kept = max(desired, recommend(tt, latest, base))
         # Above maxTasks every ask is the same ask (and a huge one must not sit in the stored state).
-        stack = push_peak(peaks.get(tt.key, ()), now, min(rec, high), tt.scaleInStabilizationSeconds)
+        stack = push_peak(peaks.get(tt.key, ()), now, min(kept, high), tt.scaleInStabilizationSeconds)
         peaks[tt.key] = stack
         proposal, note = desired, ""
         if verdict == "out":
@@ -366,11 +454,12 @@ def decide_target_tracking(
     service: str,
     trigger: str,
     scale_in_blocked: str | None = None,
+    periods: Sequence[int] | None = None,
 ) -> tuple[Decision, ScalingState, TargetTrackingState]:
     """The reconciler's decision for one service: ``evaluate`` wrapped into a Decision and stored state."""
     verdict = evaluate(rules=rules, series=series, scaling=scaling, memory=memory_from_state(memory),
                        cooldowns=Cooldowns.of(cooldowns), desired=desired, running=running, now=now,
-                       scale_in_blocked=scale_in_blocked)
+                       scale_in_blocked=scale_in_blocked, periods=periods)
     reason = f"{trigger}: {explain(verdict, rules)}"
     stored = memory_to_state(verdict.memory, rules)
     new_cooldowns = verdict.cooldowns.onto(cooldowns)

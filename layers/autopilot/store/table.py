@@ -191,10 +191,13 @@ class StateTable:
         land together or not at all. Raises ConcurrentUpdate when someone else wrote first.
         """
         new_version = expected_version + 1
+        # Identifies this write: when AWS applied it but the answer was lost (a timeout), botocore's retry
+        # fails the condition on our own write; the token tells it apart from a concurrent one.
+        token = uuid.uuid4().hex
         put: dict[str, Any] = {
             "TableName": self.name,
             "Item": {**self._key(key, "STATE"), "doc": _s(state.model_dump_json(exclude_defaults=False)),
-                     "version": {"N": str(new_version)}},
+                     "version": {"N": str(new_version)}, "writeToken": _s(token)},
         }
         if expected_version == 0:
             put["ConditionExpression"] = "attribute_not_exists(PK)"
@@ -208,13 +211,24 @@ class StateTable:
             else:
                 self.client.put_item(**put)
         except self.client.exceptions.ConditionalCheckFailedException:
+            if self._written(key, new_version, token):
+                return new_version
             raise ConcurrentUpdate(key) from None
         except self.client.exceptions.TransactionCanceledException as exc:
             reasons = exc.response.get("CancellationReasons", [])
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                if self._written(key, new_version, token):
+                    return new_version
                 raise ConcurrentUpdate(key) from None
             raise
         return new_version
+
+    def _written(self, key: str, version: int, token: str) -> bool:
+        """Whether the stored state is this very write (applied on an attempt whose answer was lost)."""
+        item = self.client.get_item(TableName=self.name, Key=self._key(key, "STATE"), ConsistentRead=True,
+                                    ProjectionExpression="#v, #t",
+                                    ExpressionAttributeNames={"#v": "version", "#t": "writeToken"}).get("Item") or {}
+        return item.get("version", {}).get("N") == str(version) and item.get("writeToken", {}).get("S") == token
 
     # ---------------------------------------------------------------- audit
     def audit(self, *entries: AuditEntry) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from autopilot.decide.target_tracking import align, decide_target_tracking
+from autopilot.decide.target_tracking import align, datapoints_needed, decide_target_tracking
 from autopilot.models.actions import Decision
 from autopilot.models.policy import MetricSpec, ServicePolicy, TargetTracking, effective_mode
 from autopilot.models.state import ServiceState, Snapshot
@@ -47,7 +47,7 @@ class Tracked:
 def metric_queries(rule_id: str, tt: TargetTracking,
                    alarms: dict[str, AlarmView]) -> tuple[list[dict[str, Any]], Tracked]:
     """GetMetricData queries for one rule, their Ids prefixed with ``rule_id`` (unique within the request)."""
-    count = tt.datapointsToScaleOut
+    count = datapoints_needed(tt)
     if isinstance(tt.metric, MetricSpec):
         spec = tt.metric
         stat = {"Metric": {"Namespace": spec.namespace, "MetricName": spec.name,
@@ -115,15 +115,17 @@ def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[S
     entries: list[AuditEntry] = []
     for policy, tts in tracked:
         datapoints = []
+        periods = []
         for tt in tts:
             where = plan[(policy.key, tt.key)]
             points = series.get(where.query_id, []) if where.query_id else []
             datapoints.append(align(points, ctx.now, where.period, where.count, STALE_PERIODS))
+            periods.append(where.period)
         view = views.get((policy.metadata.cluster, policy.metadata.service))
         if view is None:
             continue  # not found or INACTIVE: nothing to scale (the scaling reconciler reports drift)
         try:
-            entry = _apply(ctx, deps, policy, tts, datapoints, view)
+            entry = _apply(ctx, deps, policy, tts, datapoints, view, periods)
         except Exception:  # audited as failed:* by the runner; one service's failure must not stall the others
             logger.exception("targetTracking action failed", extra={"policy": policy.key})
             continue
@@ -133,7 +135,8 @@ def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[S
 
 
 def _apply(ctx: Context, deps: Dependencies, policy: ServicePolicy, tts: list[TargetTracking],
-           datapoints: list[list[float | None]], first_view: ServiceView) -> AuditEntry:
+           datapoints: list[list[float | None]], first_view: ServiceView,
+           periods: list[int] | None = None) -> AuditEntry:
     scaling = policy.spec.scaling
     assert scaling is not None
     cluster, service = policy.metadata.cluster, policy.metadata.service
@@ -150,7 +153,7 @@ def _apply(ctx: Context, deps: Dependencies, policy: ServicePolicy, tts: list[Ta
             rules=tts, series=datapoints, scaling=scaling, cooldowns=snap.state.scaling,
             memory=snap.state.target_tracking, desired=view.desired_count, running=view.running_count,
             now=ctx.now, cluster=cluster, service=service, trigger=TRIGGER,
-            scale_in_blocked=deployment_in_progress(view))
+            scale_in_blocked=deployment_in_progress(view), periods=periods)
         return decision, snap.state.model_copy(update={"scaling": cooldowns, "target_tracking": memory})
 
     entry = act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger=TRIGGER, event_key=None,
