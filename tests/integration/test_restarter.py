@@ -155,7 +155,28 @@ def sent(deps, monkeypatch) -> list[tuple[dict[str, Any], int]]:
     return calls
 
 
-@pytest.mark.parametrize("fault", [throttled, no_capacity])
+def test_run_task_throttled_after_retries_is_redelivered_without_counting_a_restart(
+        batch, deps, healer, restarter, lambda_context, stack, monkeypatch):
+    """Throttling is AWS's trouble, not the task's: the record fails (SQS redelivers it after the visibility
+    timeout, dead-letters it after five receives) and the lineage's count is untouched."""
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    healer.lambda_handler(sample("healer-standalone-crash.json"), lambda_context)
+    records = queued(stack)
+    key = family_key("batch", "nightly-etl")
+    before = deps.store.load_state(key).state.restarts
+    real = deps.ecs.client.run_task
+    monkeypatch.setattr(deps.ecs.client, "run_task", throttled)
+    with pytest.raises(BatchProcessingError):  # a one-record batch that failed entirely fails the invocation
+        restarter.lambda_handler({"Records": records}, lambda_context)
+    assert tasks() == []
+    assert deps.store.load_state(key).state.restarts == before
+    monkeypatch.setattr(deps.ecs.client, "run_task", real)
+    assert restarter.lambda_handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
+    assert len(tasks()) == 1  # the redelivery starts the task once
+
+
+@pytest.mark.parametrize("fault", [no_capacity])
 def test_run_task_failures_are_retried_with_the_back_off_not_in_a_loop(
         batch, deps, healer, restarter, lambda_context, stack, topic_messages, monkeypatch, sent, fault):
     healer.lambda_handler(sample("healer-standalone-crash.json"), lambda_context)

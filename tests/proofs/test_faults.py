@@ -223,18 +223,23 @@ def test_restarter_run_task_timeouts(served: Any) -> None:
 
 
 def test_restarter_run_task_throttled_to_the_end(served: Any) -> None:
-    """Documented behaviour (usecases/restart.py): a RunTask refused after botocore's retries (throttling,
-    any ECS error) counts as a failed launch and is retried through the queue with the back-off (at least
-    10 s), never in a tight loop; it is not a second task."""
+    """A RunTask throttled beyond botocore's retries is AWS's trouble, not the task's: the record fails (SQS
+    redelivers it after the visibility timeout, dead-letters it after five receives), no restart is counted
+    and nothing is queued; the redelivery then starts the task once."""
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
     event = due(served)
+    before = state_of(served.deps, ETL).restarts
     served.faults.fail("ecs", "RunTask", "throttle", times=ATTEMPTS)
-    assert invoke("restarter", event) == {"batchItemFailures": []}
+    with pytest.raises(BatchProcessingError):
+        invoke("restarter", event)
     assert served.faults.sent["ecs:RunTask"] == 0 and tasks() == []
-    lineage = state_of(served.deps, ETL).restarts.lineages["00000000000000000000000000000013"]
-    assert [(a.sequence, a.status) for a in lineage.attempts] == [(1, "failed"), (2, "queued")]
+    assert state_of(served.deps, ETL).restarts == before
     attributes = client("sqs").get_queue_attributes(QueueUrl=served.stack.ref("RestartQueue"),
                                                     AttributeNames=["ApproximateNumberOfMessagesDelayed"])
-    assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "0"
+    assert invoke("restarter", event) == {"batchItemFailures": []}
+    assert len(tasks()) == 1
 
 
 # ---------------------------------------------------------------------------------------- lost answers

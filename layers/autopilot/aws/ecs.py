@@ -38,6 +38,15 @@ def service_view(cluster: str, raw: dict[str, Any]) -> ServiceView:
     )
 
 
+# Error codes botocore's standard retry mode treats as transient (throttling and service-side errors).
+RETRYABLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "ProvisionedThroughputExceededException", "TransactionInProgressException",
+    "RequestThrottled", "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
+    "ServerException", "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError",
+})
+
+
 class Ecs(AwsAdapter):
     """The ECS calls ecs-autopilot makes. One DescribeServices per 10 services of a cluster."""
 
@@ -62,13 +71,18 @@ class Ecs(AwsAdapter):
     def run_task(self, request: dict[str, Any]) -> RunTaskResult:
         """RunTask with ``request`` as its parameters (``clientToken`` makes a retry of one attempt idempotent).
 
-        An ECS error (throttling after botocore's retries, a refused request) comes back as a failure,
-        like a capacity failure in ``failures[]``: the restarter retries both with the back-off.
+        A refused request comes back as a failure, like a capacity failure in ``failures[]``: the restarter
+        counts it and retries with the back-off. Throttling and server errors that outlast botocore's
+        retries are AWS's trouble, not the task's: they propagate, the message is redelivered by SQS after
+        its visibility timeout (and dead-lettered after five receives), and no restart is counted.
         """
         try:
             response = self.client.run_task(**request)
         except ClientError as exc:
             error = exc.response.get("Error", {})
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if status >= 500 or str(error.get("Code")) in RETRYABLE_CODES:
+                raise
             return RunTaskResult(failures=[{"reason": str(error.get("Code", "ClientError")),
                                             "detail": str(error.get("Message", ""))[:300]}])
         return RunTaskResult(task_arns=[str(t["taskArn"]) for t in response.get("tasks") or [] if t.get("taskArn")],

@@ -11,8 +11,9 @@ started with ``startedBy = autopilot/<lineage>`` (task events carry ``startedBy`
 - Reset: a run that lasted ``resetAfterSeconds`` or more (``startedAt`` to ``stoppedAt``) resets the
   count: the next re-run is number 1 again. ``resetAfterSeconds: 0`` never resets (otherwise a task
   failing at once would be re-run forever); a task that never started never resets.
-- A failed launch (RunTask ``failures[]``, throttling after retries, any ECS error) counts as a re-run
-  and is retried with the back-off (at least ``MIN_RETRY_SECONDS``), never in a tight loop.
+- A failed launch (RunTask ``failures[]``, a refused request) counts as a re-run and is retried with the
+  back-off (at least ``MIN_RETRY_SECONDS``), never in a tight loop. Throttling is not the task's failure:
+  it never reaches this decision (the record is redelivered by SQS instead).
 - What is re-run: the same task definition revision, cluster, capacity provider (else launch type),
   the event's overrides (minus no-op entries and AWS-injected sidecars), the policy's network (for
   awsvpc tasks; without one, the stopped task's subnets and the VPC's default security group).
@@ -301,7 +302,7 @@ def decide_started(*, message: RestartMessage, state: RestartState, now: datetim
 
 def decide_launch_failed(*, message: RestartMessage, error: str, policy: TaskPolicy, state: RestartState,
                          now: datetime) -> tuple[Decision, RestartState]:
-    """RunTask failed (no capacity, throttled, refused): count it as a re-run and retry with the back-off."""
+    """RunTask failed (no capacity, refused): count it as a re-run and retry with the back-off."""
     lineage = state.lineages.get(message.lineage) or Lineage(
         id=message.lineage, first_task=message.first_task, restarts=message.restarts, sequence=message.sequence,
         status="waiting", updated_at=now)

@@ -6,9 +6,11 @@ attempt started (or claimed moments ago) and does nothing; moto ignores ``client
 it, and the state record covers both. A claim whose invocation died (older than
 ``STALE_CLAIM_SECONDS``, never confirmed) is retried with the same token, which AWS deduplicates.
 
-A RunTask that starts nothing (``failures[]``: no capacity; or an ECS error such as throttling after
-botocore's retries) releases the claim, counts as a re-run and queues the next one with the back-off;
-after ``maxRestarts`` the lineage gives up and notifies. Never a tight loop.
+A RunTask that starts nothing (``failures[]``: no capacity; or a refused request) releases the claim,
+counts as a re-run and queues the next one with the back-off; after ``maxRestarts`` the lineage gives up
+and notifies. Never a tight loop. Throttling and server errors that outlast botocore's retries count
+nothing: the claim is released and the error fails the record, which SQS redelivers after its
+visibility timeout (and dead-letters after five receives).
 
 A message that is not yet due (back-offs above SQS's 900 s) is queued again for the rest of its delay.
 """
