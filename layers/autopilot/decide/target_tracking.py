@@ -137,6 +137,9 @@ def trend(values: Sequence[float | None], lookahead: float) -> float | None:
     past the newest; None without the newest value and at least one other (gaps are skipped)."""
     if not values or values[0] is None:
         return None
+    if len(values) == 2:  # the common case, in closed form: the newest plus the last change, extended
+        older = values[1]
+        return None if older is None else values[0] + (values[0] - older) * lookahead
     xs: list[float] = []
     ys: list[float] = []
     for i, v in enumerate(values):
@@ -163,7 +166,7 @@ def rescaled(datapoints: Sequence[float | None], base: int, changes: Sequence[tu
     """
     ins = [(at, -c) for at, c in changes if c < 0]
     if not ins or base <= 0:
-        return list(datapoints)
+        return datapoints if isinstance(datapoints, list) else list(datapoints)
     out: list[float | None] = []
     for i, v in enumerate(datapoints):
         if v is None or i == 0:
@@ -335,7 +338,7 @@ def _combine(readings: tuple[Reading, ...], scaling: Scaling, memory: Memory, co
     """Any rule may scale out; scale-in needs every rule; then bounds, cooldowns and safety."""
     if not readings:
         return Verdict("skipped:no-rule", desired, desired, readings, memory, cooldowns)
-    wanted = max(r.proposal for r in readings)
+    wanted = readings[0].proposal if len(readings) == 1 else max(r.proposal for r in readings)
     if wanted > desired:
         target = min(scaling.maxTasks, wanted)
         if target <= desired:
@@ -369,9 +372,9 @@ def _combine(readings: tuple[Reading, ...], scaling: Scaling, memory: Memory, co
                                            last_action_at=now, last_desired=target)
         memory = Memory(memory.peaks, (*memory.changes, (now, target - desired)), memory.running_seen)
         return Verdict("scale-in", target, desired, readings, memory, new_cooldowns)
-    verdicts = {r.verdict for r in readings}
-    outcome = "skipped:missing-data" if verdicts == {"missing"} else "skipped:no-change"
-    return Verdict(outcome, desired, desired, readings, memory, cooldowns)
+    missing = all(r.verdict == "missing" for r in readings)
+    return Verdict("skipped:missing-data" if missing else "skipped:no-change", desired, desired, readings, memory,
+                   cooldowns)
 
 
 def explain(verdict: Verdict, rules: Sequence[TargetTracking]) -> str:

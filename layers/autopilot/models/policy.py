@@ -118,21 +118,11 @@ class TargetTracking(StrictModel):
     # Asymmetric band: scale in only below targetValue x (1 - scaleInTolerance). Default: ``tolerance``.
     scaleInTolerance: float | None = Field(default=None, ge=0, lt=1)
     # Trend-aware scale-out (0 = off): forecast the metric this many seconds past its newest datapoint with a
-    # least-squares line through the newest ``trendDatapoints``; a higher forecast stands in for the newest
-    # datapoint when deciding to scale out (never to scale in). A good value: task start time + metric delay.
+    # least-squares line through the newest ``trendDatapoints`` (ignored without a lookahead); a higher forecast
+    # stands in for the newest datapoint when deciding to scale out (never to scale in). A good value: task
+    # start time + metric delay.
     scaleOutLookaheadSeconds: int = Field(default=0, ge=0, le=900)
     trendDatapoints: int = Field(default=3, ge=2, le=15)
-
-    @model_validator(mode="after")
-    def _trend(self) -> TargetTracking:
-        if "trendDatapoints" in self.model_fields_set and not self.scaleOutLookaheadSeconds:
-            raise ValueError("trendDatapoints only applies with scaleOutLookaheadSeconds")
-        return self
-
-    @property
-    def in_tolerance(self) -> float:
-        """The band below the target (scaleInTolerance, else tolerance)."""
-        return self.tolerance if self.scaleInTolerance is None else self.scaleInTolerance
 
     @cached_property
     def key(self) -> str:
