@@ -1,4 +1,4 @@
-"""Cold start of ScalerFunction, as a ratio to a bare `import boto3` on the same machine and Python.
+"""Cold start of each function (ScalerFunction in detail) as a ratio to a bare `import boto3`.
 
 Each sample is a fresh interpreter (`python -c ...`) that times, with perf_counter, from before the
 first import to the end of the work:
@@ -25,18 +25,33 @@ ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = ("dynamodb", "ecs", "sns")
 TARGET_RATIO = 1.5
 
-SCALER = f"""
+# The clients each function's first invocation creates (the state table, ECS, SNS, and its own extras).
+FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "scaler": CLIENTS,
+    "healer": (*CLIENTS, "sqs"),
+    "rollout": CLIENTS,
+    "restarter": (*CLIENTS, "sqs"),
+    "reconciler": (*CLIENTS, "cloudwatch"),
+}
+
+
+def _function_program(function: str, clients: tuple[str, ...]) -> str:
+    return f"""
 import time
 t0 = time.perf_counter()
 import importlib.util, sys
-spec = importlib.util.spec_from_file_location("app", {str(ROOT / "functions" / "scaler" / "app.py")!r})
+spec = importlib.util.spec_from_file_location("app", {str(ROOT / "functions" / function / "app.py")!r})
 app = importlib.util.module_from_spec(spec); sys.modules["app"] = app; spec.loader.exec_module(app)
-app.dependencies()
+from autopilot.wiring import dependencies
+dependencies()
 from autopilot.aws.clients import client
-for name in {CLIENTS!r}:
+for name in {clients!r}:
     client(name)
 print(time.perf_counter() - t0)
 """
+
+
+SCALER = _function_program("scaler", CLIENTS)
 BOTO3 = """
 import time
 t0 = time.perf_counter()
@@ -72,7 +87,8 @@ def _sample(code: str) -> float:
 
 
 def run(rounds: int = 5) -> dict[str, Any]:
-    programs = {"scaler": SCALER, "boto3": BOTO3, "boto3+clients": BOTO3_CLIENTS}
+    programs = {name: _function_program(name, clients) for name, clients in FUNCTIONS.items()}
+    programs.update({"boto3": BOTO3, "boto3+clients": BOTO3_CLIENTS})
     for code in programs.values():  # warm-up: bytecode caches, file system caches
         _sample(code)
     samples: dict[str, list[float]] = {name: [] for name in programs}
@@ -88,6 +104,7 @@ def run(rounds: int = 5) -> dict[str, Any]:
         "median_ms": {name: round(value * 1000, 1) for name, value in medians.items()},
         "samples_ms": {name: [round(v * 1000, 1) for v in values] for name, values in samples.items()},
         "ratio_to_import_boto3": round(medians["scaler"] / medians["boto3"], 2),
+        "ratio_per_function": {name: round(medians[name] / medians["boto3"], 2) for name in FUNCTIONS},
         "ratio_to_boto3_with_clients": round(medians["scaler"] / medians["boto3+clients"], 2),
         "target_ratio": TARGET_RATIO,
     }
@@ -107,6 +124,10 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Ratio to a bare `import boto3`: **{result['ratio_to_import_boto3']}** (target <= {TARGET_RATIO}); "
         f"to boto3 with the same clients: {result['ratio_to_boto3_with_clients']}.",
+        "",
+        "| function: import app.py + dependencies + its clients | median ms | ratio to `import boto3` |",
+        "|---|---:|---:|",
+        *[f"| {name} | {m[name]} | {result['ratio_per_function'][name]} |" for name in FUNCTIONS],
     ])
 
 
