@@ -73,6 +73,17 @@ def test_scales_out_proportionally_from_the_metric(deps, clock):
     assert "100 vs target 50" in entry.reason and "4 to 8" in entry.reason
 
 
+def test_trend_aware_rule_scales_out_before_the_breach(deps, clock):
+    make_service(4)
+    deps.store.put_policy(policy(cpu_rule(scaleOutLookaheadSeconds=120, trendDatapoints=2)), clock())
+    put_cpu(clock, [45.0, 35.0])  # within the band, but rising 10 a minute: 65 two minutes on
+    result = run(deps)
+    assert outcomes(result) == ["scale-out"]
+    assert desired() == 6  # ceil(4 x 65 / 50)
+    entry = deps.store.history(cluster="prod", service="web", now=clock())[0]
+    assert "45 (trend: 65 in 120s) vs target 50" in entry.reason
+
+
 def test_within_tolerance_and_missing_data_change_nothing_quietly(deps, clock):
     make_service(4)
     deps.store.put_policy(policy(cpu_rule()), clock())

@@ -12,9 +12,23 @@ from typing import Any
 import pytest
 import yaml
 
+from autopilot.backtest.cli import halves, holdout
 from autopilot.backtest.controllers import AlarmModel, Oracle, PolicyController, aws_target_tracking, step_pair
-from autopilot.backtest.model import ServiceModel, simulate
-from autopilot.backtest.recommend import Candidate, Job, candidates, pareto, pick, run_candidate, snippet
+from autopilot.backtest.model import Result, ServiceModel, simulate
+from autopilot.backtest.recommend import (
+    Candidate,
+    Job,
+    candidates,
+    families,
+    meets,
+    next_window,
+    pareto,
+    pick,
+    refine,
+    run_candidate,
+    search,
+    snippet,
+)
 from autopilot.backtest.report import html_page, table
 from autopilot.backtest.trace import TraceError, read_trace, to_minutes
 from autopilot.models.policy import Scaling, ScalingRule, ServicePolicy, TargetTracking
@@ -203,11 +217,90 @@ def test_recommend_grid_snippet_is_a_valid_policy_block():
     front = pareto(evaluated)
     assert front and all(a[1].task_hours <= b[1].task_hours and a[1].overload_minutes > b[1].overload_minutes
                          for a, b in itertools.pairwise(front))
+    trend = next(c for c, _ in evaluated if c.rule.scaleOutLookaheadSeconds)
+    assert "trendDatapoints: 2" in snippet(trend, 1, 50)  # said even where it is not the default
     block = yaml.safe_load(snippet(front[0][0], 1, 50))
     doc = {"apiVersion": "autopilot/v1", "kind": "ServicePolicy", "metadata": {"cluster": "c", "service": "s"},
            "spec": block}
     policy = ServicePolicy.model_validate(doc)  # paste-ready
     assert policy.spec.scaling is not None and policy.spec.scaling.rules[0].targetTracking == front[0][0].rule
+
+
+@pytest.mark.parametrize(("delay", "lookaheads"), [
+    (2, [0, 180, 180, 120, 120, 180, 120]),  # start delay + the metric's one-minute lag, and a minute less
+    (0, [0, 60, 60, 60, 60]),
+    (5, [0, 360, 360, 300, 300, 360, 300]),
+])
+def test_families_look_one_start_delay_ahead(delay, lookaheads):
+    found = families(70, "cpu", start_delay_minutes=delay)
+    assert [f.rule.scaleOutLookaheadSeconds for f in found] == lookaheads
+    assert [f.family for f in found] == list(range(len(found)))
+    grid = candidates(70, "cpu", start_delay_minutes=delay)
+    assert len(grid) == 2 * len(found) and {c.window for c in grid} == {300, 900}
+
+
+def result(task_hours: float, overload: int = 0) -> Result:
+    return Result("r", 1, overload, 0, 0.0, task_hours, 0)
+
+
+@pytest.mark.parametrize(("tried", "budget", "expected"), [
+    ({300: 90, 900: 110}, 100, 600),  # bisect between the affordable and the unaffordable window
+    ({300: 90, 600: 99, 900: 110}, 100, 720),  # on whole minutes
+    ({300: 90, 600: 99, 660: 101}, 100, None),  # a minute apart: done
+    ({300: 110, 900: 120}, 100, 120),  # nothing affordable: halve the smallest
+    ({60: 110, 300: 120}, 100, None),  # ... down to a minute
+    ({300: 80, 900: 90}, 100, 1800),  # everything affordable: double the largest
+    ({1800: 80, 3600: 90}, 100, None),  # ... up to the policy's limit
+    ({300: 80, 600: 110, 900: 90}, 100, 1800),  # not monotone: go above the largest affordable
+])
+def test_next_window(tried, budget, expected):
+    family = families(70, "cpu")[1]
+    members = [(family.with_window(w), result(th)) for w, th in tried.items()]
+    assert next_window(members, budget) == expected
+
+
+def test_search_is_deterministic_whatever_the_workers():
+    demand = small_trace()
+    job = Job(demand, T0, ServiceModel(capacity_per_task=4), 1, 50, 4)
+    grid = candidates(70, "web-cpu")[:4]
+    runs = []
+    for workers in (1, 2):
+        found = search(job, grid, workers)
+        refine(job, found, 10.0, rounds=1, top=2, workers=workers)
+        runs.append([(c.label(), r.summary()) for c, r in found.evaluated])
+    assert runs[0] == runs[1] and len(runs[0]) > len(grid)
+    cut = search(job, grid, 1, deadline=0.0)  # a wall-clock cut still replays one, and says what it left out
+    assert (len(cut.evaluated), cut.skipped) == (1, len(grid) - 1)
+
+
+def test_holdout_tunes_on_the_first_half_and_replays_on_the_second():
+    values = tuple(small_trace())
+    trace = to_minutes([(T0 + timedelta(minutes=i), v) for i, v in enumerate(values)], "small")
+    first, second = halves(trace)
+    assert first.values + second.values == trace.values and second.start == T0 + timedelta(minutes=first.minutes)
+    doc = holdout(trace, ServiceModel(capacity_per_task=4), 70, 1, 50, workers=1, rounds=1)
+    assert doc["tuned_on"]["minutes"] == doc["evaluated_on"]["minutes"] == 120
+    held = doc["evaluated_on"]
+    assert held["pick"] is not None and held["pick"]["minutes"] == 120
+    assert held["meets_target"] == meets(held["pick"], held["aws"])
+
+
+@pytest.mark.parametrize(("ours", "aws", "met"), [
+    ((40, 100.0), (100, 100.0), True),
+    ((41, 100.0), (100, 100.0), False),
+    ((10, 100.1), (100, 100.0), False),  # more task-hours never meets the bar
+    ((0, 99.0), (0, 100.0), True),  # no overload on either side
+])
+def test_issue_bar(ours, aws, met):
+    assert meets(result(ours[1], ours[0]), result(aws[1], aws[0])) is met
+
+
+def test_hold_fill_keeps_each_value_until_the_next():
+    points = [(T0, 10.0), (T0 + timedelta(minutes=5), 20.0)]
+    assert to_minutes(points, "x").values == (10.0, 12.0, 14.0, 16.0, 18.0, 20.0)
+    assert to_minutes(points, "x", fill="hold").values == (10.0, 10.0, 10.0, 10.0, 10.0, 20.0)
+    with pytest.raises(TraceError, match="unknown fill"):
+        to_minutes(points, "x", fill="cubic")
 
 
 def test_pick_respects_the_task_hour_budget():

@@ -121,6 +121,20 @@ def test_recommend_json(trace, capsys):
     assert out["pareto"][0]["snippet"].startswith("scaling:")
 
 
+def test_recommend_holdout_and_fill(trace, capsys):
+    args = [str(trace), "--workers", "1", "--rounds", "1", "--holdout", "--fill", "hold", "--json"]
+    assert run_recommend(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["deterministic"] and out["skipped"] == 0 and out["rounds"] == 1
+    picked = [e for e in out["pareto"] if e["pick"]]
+    assert len(picked) <= 1 and all(set(e["vs_aws"]) == {"overload_minutes", "task_hours"} for e in out["pareto"])
+    held = out["holdout"]
+    assert held["tuned_on"]["minutes"] + held["evaluated_on"]["minutes"] == out["setup"]["minutes"]
+    assert run_recommend([str(trace), "--workers", "1", "--rounds", "0", "--holdout"]) == 0
+    text = capsys.readouterr().out
+    assert "hold-out" in text and "<= 40 %" in text
+
+
 def test_backtest_from_cloudwatch(aws, capsys):
     from autopilot.aws.clients import client
 

@@ -16,11 +16,15 @@ from autopilot.decide.target_tracking import (
     Memory,
     align,
     beyond_band,
+    datapoints_needed,
     decide_target_tracking,
     evaluate,
+    memory_seconds,
     push_peak,
     rate_limit,
     recommend,
+    rescaled,
+    trend,
 )
 from autopilot.models.actions import SetDesiredCount
 from autopilot.models.policy import RatePolicy, Scaling, ScalingRule, ServicePolicy, TargetTracking
@@ -49,6 +53,9 @@ class Replay:
         self.memory, self.cooldowns = Memory(), Cooldowns()
         self.history: list[float | None] = []
         self.minute = 0
+
+    def peaks_max(self) -> int:
+        return self.memory.peaks[self.rules[0].key][0][1]
 
     def step(self, value: float | None, running: int | None = None, blocked: str | None = None) -> Any:
         self.history.insert(0, value)
@@ -98,6 +105,124 @@ def test_within_tolerance_no_action(metric, outcome, desired):
     replay = Replay([tt(scaleInStabilizationSeconds=0)], scaling(), 10)
     verdict = replay.step(metric)
     assert (verdict.outcome, verdict.desired) == (outcome, desired)
+
+
+@pytest.mark.parametrize(("metric", "tolerance", "in_tolerance", "side"), [
+    (63.0, 0.1, None, 0),  # 10 % below: within the symmetric band
+    (62.9, 0.1, None, -1),
+    (62.9, 0.1, 0.2, 0),  # a wider band below: 56 is its edge
+    (55.9, 0.1, 0.2, -1),
+    (77.1, 0.1, 0.2, 1),  # the band above keeps tolerance
+    (69.0, 0.0, 0.1, 0),  # scale out at once above the target, scale in only 10 % below it
+    (70.1, 0.0, 0.1, 1),
+])
+def test_asymmetric_tolerance(metric, tolerance, in_tolerance, side):
+    assert beyond_band(tt(tolerance=tolerance, scaleInTolerance=in_tolerance), metric) == side
+
+
+# ------------------------------------------------------------------ trend-aware scale-out
+
+@pytest.mark.parametrize(("values", "lookahead", "expected"), [
+    ([80.0, 70.0], 3, 110.0),  # the newest plus three more steps of the last one
+    ([70.0, 80.0], 3, 40.0),  # falling: a forecast below the newest (never used to scale in)
+    ([90.0, 80.0, 70.0], 2, 110.0),  # a straight line
+    ([80.0, 80.0, 80.0], 5, 80.0),
+    ([90.0, 70.0, 80.0], 0, 85.0),  # least squares: slope 5, through the mean 80 at -1
+    ([80.0, None, 60.0], 1, 90.0),  # a gap is skipped: slope 10 per period over two periods
+    ([80.0, None], 3, None),  # one value is no trend
+    ([None, 70.0, 60.0], 3, None),  # no newest datapoint: no forecast
+    ([], 3, None),
+])
+def test_trend_is_a_least_squares_line(values, lookahead, expected):
+    assert trend(values, lookahead) == expected
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ([], [80.0, 60.0, 50.0]),
+    ([(-1, -5)], [80.0, 90.0, 75.0]),  # 5 tasks stopped at the previous evaluation: older points had 15, not 10
+    ([(-2, -5)], [80.0, 60.0, 75.0]),  # stopped two evaluations ago: only the oldest point predates it
+    ([(-1, -5), (-2, -5)], [80.0, 90.0, 100.0]),
+    ([(-1, 5)], [80.0, 60.0, 50.0]),  # scale-outs are not undone (their start time is unknown)
+])
+def test_datapoints_from_before_a_scale_in_are_rescaled(changes, expected):
+    moved = tuple((at(m), c) for m, c in changes)
+    assert rescaled([80.0, 60.0, 50.0], 10, moved, at(0), timedelta(minutes=1)) == expected
+
+
+# Scale out above 70, scale in below 56: 63 alone holds.
+TREND = {"scaleOutLookaheadSeconds": 180, "trendDatapoints": 2, "tolerance": 0.0, "scaleInTolerance": 0.2}
+
+
+@pytest.mark.parametrize(("fields", "values", "outcome", "desired"), [
+    (TREND, [63.0, 56.0], "scale-out", 12),  # forecast 63 + 3 x 7 = 84 -> ceil(10 x 84/70): before the breach
+    ({"tolerance": 0.0, "scaleInTolerance": 0.2}, [63.0, 56.0], "skipped:no-change", 10),  # no lookahead: holds
+    (TREND, [63.0, 70.0], "skipped:no-change", 10),  # falling: the forecast (42) never scales in
+    (TREND, [84.0, None], "scale-out", 12),  # no trend without two datapoints: the newest decides alone
+    (TREND, [63.0, 63.0], "skipped:no-change", 10),  # flat
+    ({**TREND, "scaleOutLookaheadSeconds": 60}, [63.0, 56.0], "skipped:no-change", 10),  # forecast 70: on target
+    ({**TREND, "trendDatapoints": 3}, [63.0, 56.0, 49.0], "scale-out", 12),
+    ({**TREND, "datapointsToScaleOut": 2}, [63.0, 56.0], "skipped:no-change", 10),  # 56 is not above the band
+    ({**TREND, "datapointsToScaleOut": 2}, [80.0, 75.0], "scale-out", 14),  # 80 + 15 = 95 -> ceil(13.6)
+])
+def test_trend_aware_scale_out(fields, values, outcome, desired):
+    rule = tt(**fields)
+    verdict = evaluate(rules=[rule], series=[values], scaling=scaling(), memory=Memory(), cooldowns=Cooldowns(),
+                       desired=10, running=10, now=T0)
+    assert (verdict.outcome, verdict.desired) == (outcome, desired)
+
+
+def test_forecast_is_explained_and_not_remembered_by_the_window():
+    rule = tt(**{**TREND, "scaleInTolerance": None}, scaleInStabilizationSeconds=300)
+    replay = Replay([rule], scaling(), 10)
+    assert replay.step(70.0).desired == 10
+    out = replay.step(77.0)  # forecast 77 + 3 x 7 = 98 -> ceil(10 x 98/70) = 14
+    assert (out.outcome, out.desired) == ("scale-out", 14)
+    reason = decide_target_tracking(rules=[rule], series=[[77.0, 70.0]], scaling=scaling(), cooldowns=ScalingState(),
+                                    memory=TargetTrackingState(), desired=10, running=10, now=T0, cluster="c",
+                                    service="s", trigger="t")[0].reason
+    assert "cpu: 77 (trend: 98 in 180s) vs target 70 x 10 tasks asks for 14" in reason
+    # The window holds what was measured (ceil(10 x 77/70) = 11), not the forecast's 14: a ramp that stops
+    # gives the extra tasks back.
+    assert replay.peaks_max() == 11
+    back = replay.step(63.0, running=10)  # below the target now: asks for 9; the window's highest is 11
+    assert (back.outcome, back.desired) == ("scale-in", 11)
+
+
+def test_trend_ignores_the_rise_a_scale_in_causes():
+    """Fewer tasks raise the metric: that is not growing load, so it must not be extrapolated."""
+    replay = Replay([tt(**{**TREND, "scaleInTolerance": None}, scaleInStabilizationSeconds=0)], scaling(), 15)
+    assert replay.step(42.0).desired == 9  # ceil(15 x 42/70)
+    verdict = replay.step(70.0, running=9)  # the same load on the 9 left: 42 x 15/9 = 70
+    assert verdict.readings[0].base == 9 and verdict.readings[0].forecast is None
+    assert (verdict.outcome, verdict.desired) == ("skipped:no-change", 9)
+
+
+@pytest.mark.parametrize(("seen", "desired", "running", "base"), [
+    (10, 10, 10, 10),
+    (5, 10, 10, 5),  # 5 more were starting: the 5 that ran produced the datapoint
+    (15, 9, 9, 9),  # a scale-in to 9 at the previous evaluation stopped 6 at once
+    (15, 12, 9, 12),  # 15 ran, desired 12 (a scale-in cancelled 3 that were starting)
+    (0, 4, 0, 4),  # nothing running yet: the desired count is the best guess
+])
+def test_base_is_the_tasks_that_produced_the_datapoint(seen, desired, running, base):
+    memory = Memory(running_seen=(at(-1), seen))
+    verdict = evaluate(rules=[tt()], series=[[70.0]], scaling=scaling(), memory=memory, cooldowns=Cooldowns(),
+                       desired=desired, running=running, now=T0)
+    assert verdict.readings[0].base == base
+
+
+@pytest.mark.parametrize(("fields", "needed", "seconds"), [
+    ({}, 1, 0),
+    ({"datapointsToScaleOut": 3}, 3, 0),
+    ({"scaleOutLookaheadSeconds": 120}, 3, 240),  # trendDatapoints defaults to 3
+    ({"scaleOutLookaheadSeconds": 120, "trendDatapoints": 2, "datapointsToScaleOut": 4}, 4, 180),
+    ({"trendDatapoints": 5}, 1, 0),  # without a lookahead the trend is off
+    ({"scaleInPolicies": [{"type": "Tasks", "value": 1, "periodSeconds": 600}], "scaleOutLookaheadSeconds": 60},
+     3, 600),
+])
+def test_datapoints_and_memory_a_rule_needs(fields, needed, seconds):
+    rule = tt(**fields)
+    assert (datapoints_needed(rule), memory_seconds(rule)) == (needed, seconds)
 
 
 # ------------------------------------------------------------------ stabilization
@@ -347,6 +472,11 @@ def test_metric_as_alarm_name_or_spec():
     ({"targetTracking": {"metric": {"namespace": "n", "name": "x", "period": 90}, "targetValue": 1}}, "multiple of 60"),
     ({"targetTracking": {"metric": {"namespace": "n", "name": "x", "stat": "Mean"}, "targetValue": 1}}, "pattern"),
     ({"targetTracking": {"metric": "m", "targetValue": 70, "datapointsToScaleOut": 0}}, "greater than or equal to 1"),
+    ({"targetTracking": {"metric": "m", "targetValue": 70, "scaleInTolerance": 1}}, "less than 1"),
+    ({"targetTracking": {"metric": "m", "targetValue": 70, "scaleInTolerance": -0.1}}, "greater than or equal to 0"),
+    ({"targetTracking": {"metric": "m", "targetValue": 70, "scaleOutLookaheadSeconds": 901}}, "less than or equal"),
+    ({"targetTracking": {"metric": "m", "targetValue": 70, "scaleOutLookaheadSeconds": -60}}, "greater than or equal"),
+    ({"targetTracking": {"metric": "m", "targetValue": 70, "trendDatapoints": 1}}, "greater than or equal to 2"),
 ])
 def test_invalid_rules(doc, message):
     with pytest.raises(ValidationError, match=message):

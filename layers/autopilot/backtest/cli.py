@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,9 +13,23 @@ from typing import Any
 
 from autopilot.backtest.controllers import AlarmModel, Oracle, PolicyController, aws_target_tracking, step_pair
 from autopilot.backtest.model import Result, ServiceModel, simulate
-from autopilot.backtest.recommend import Job, candidates, pareto, pick, refine, search, snippet
+from autopilot.backtest.recommend import (
+    ROUNDS,
+    Candidate,
+    Job,
+    candidates,
+    meets,
+    pareto,
+    pick,
+    planned,
+    refine,
+    run_candidate,
+    search,
+    snippet,
+)
 from autopilot.backtest.report import document, html_page, table
 from autopilot.backtest.trace import (
+    FILLS,
     Progress,
     Trace,
     TraceError,
@@ -28,7 +43,6 @@ from autopilot.backtest.trace import (
 from autopilot.models.policy import ScalingRule, ServicePolicy
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-GRID_SHARE = 0.7  # of recommend's --budget; the rest refines
 
 
 class UsageError(Exception):
@@ -44,6 +58,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     source.add_argument("trace", nargs="?", type=Path,
                         help="CSV (timestamp,value) or the JSON `aws cloudwatch get-metric-data` prints")
     source.add_argument("--query-id", help="which MetricDataResults Id of a get-metric-data JSON to use")
+    source.add_argument("--fill", choices=FILLS, default="linear",
+                        help="how coarser datapoints become one value a minute: linear ramps (default) or hold "
+                             "each value until the next (every change a step)")
     source.add_argument("--from-cloudwatch", action="store_true", help="fetch the metric with GetMetricData")
     cw = parser.add_argument_group("--from-cloudwatch")
     cw.add_argument("--namespace", default="AWS/ApplicationELB")
@@ -87,10 +104,10 @@ def _trace(args: argparse.Namespace, progress_label: str = "GetMetricData") -> T
         bar = Progress(progress_label, chunks(start, end), force=args.progress)
         query = metric_query(args.namespace, args.metric_name, dims, args.stat, args.period)
         return fetch_metric(client("cloudwatch").get_metric_data, query, start, end, bar,
-                            name=f"{args.namespace}/{args.metric_name}")
+                            name=f"{args.namespace}/{args.metric_name}", fill=args.fill)
     if args.trace is None:
         raise UsageError("give a trace file (CSV or get-metric-data JSON) or --from-cloudwatch")
-    return read_trace(args.trace, args.query_id)
+    return read_trace(args.trace, args.query_id, args.fill)
 
 
 def _model(args: argparse.Namespace, trace: Trace) -> ServiceModel:
@@ -292,7 +309,14 @@ def recommend_parser() -> argparse.ArgumentParser:
     parser.add_argument("--search-targets", help="also vary targetValue: comma-separated values, e.g. 60,70,80")
     parser.add_argument("--rule-metric", default="my-service-cpu",
                         help="metric of the printed rule: an alarm name (default: my-service-cpu, edit it)")
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds of search (default 60)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help=f"rounds bisecting the stabilization window (default {ROUNDS}; 0: the grid only)")
+    parser.add_argument("--budget", type=float,
+                        help="optional cut in seconds: settings not started by then are left out (the answer then "
+                             "depends on the machine's speed; without it the search is deterministic)")
+    parser.add_argument("--holdout", action="store_true",
+                        help="also tune on the first half of the trace and replay that pick on the second half "
+                             "(does the setting generalise?)")
     parser.add_argument("--workers", type=int, help="processes (default: CPUs, at most 4)")
     parser.add_argument("--top", type=int, default=5, help="snippets to print (default 5)")
     return parser
@@ -311,26 +335,37 @@ def _recommend(argv: list[str]) -> int:
             raise UsageError(f"--search-targets: {exc}") from exc
     if args.target <= 0 or any(t <= 0 for t in targets or []):
         raise UsageError("targets must be positive")
-    outcome = recommendation(trace, model, args.target, low, high, args.budget, args.workers, targets,
-                             args.rule_metric, force_progress=args.progress)
+    if args.rounds < 0:
+        raise UsageError("--rounds must not be negative")
+    options = {"workers": args.workers, "targets": targets, "metric": args.rule_metric, "budget": args.budget,
+               "rounds": args.rounds, "force_progress": args.progress}
+    outcome = recommendation(trace, model, args.target, low, high, **options)
+    if args.holdout:
+        outcome["holdout"] = holdout(trace, model, args.target, low, high, **options)
     if args.json:
         print(json.dumps(outcome, indent=2))
         return EXIT_OK
     print(f"{trace.name}: {trace.minutes} minutes, capacity per task {model.capacity_per_task:g}, start delay "
           f"{model.start_delay_minutes} min; {outcome['evaluated']} settings replayed in {outcome['seconds']:.0f}s"
-          + (f" ({outcome['skipped']} left out by --budget)" if outcome["skipped"] else ""))
+          + (f" ({outcome['skipped']} left out by --budget: the answer depends on this machine's speed)"
+             if outcome["skipped"] else ""))
     ref = outcome["references"]
     print("references: " + "; ".join(f"{r['policy']}: {r['overload_minutes']} overload min, "
                                      f"{r['task_hours']} task-hours" for r in ref))
     print("\nPareto-best settings (fewer overload minutes cost more task-hours):")
     for rank, entry in enumerate(shown(outcome["pareto"], args.top), start=1):
-        mark = "  <- fewest overload minutes at no more task-hours than the AWS target-tracking model" \
-            if entry.get("pick") else ""
+        mark = ""
+        if entry.get("pick"):
+            mark = "  <- fewest overload minutes at no more task-hours than the AWS target-tracking model"
+            mark += ("; meets <= 40 % of its overload minutes at <= its task-hours" if entry.get("meets_target")
+                     else "; does NOT reach <= 40 % of its overload minutes")
         print(f"\n# {rank}: {entry['overload_minutes']} overload min, {entry['task_hours']} task-hours, "
               f"{entry['scaling_actions']} actions{mark}")
         print(entry["snippet"].rstrip())
     if not any(e.get("pick") for e in outcome["pareto"]):
         print("\nno setting found at no more task-hours than the AWS target-tracking model")
+    if args.holdout:
+        print("\n" + holdout_text(outcome["holdout"]))
     return EXIT_OK
 
 
@@ -346,35 +381,105 @@ def shown(front: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
     return [front[i] for i in sorted(chosen)]
 
 
-def recommendation(trace: Trace, model: ServiceModel, target: float, low: int, high: int, budget: float,
-                   workers: int | None, targets: list[float] | None, metric: str,
-                   force_progress: bool = False) -> dict[str, Any]:
-    """Search, then the Pareto front (with the pick marked) and the reference models, as one document."""
+def recommendation(trace: Trace, model: ServiceModel, target: float, low: int, high: int, *,
+                   workers: int | None = None, targets: list[float] | None = None, metric: str = "my-service-cpu",
+                   budget: float | None = None, rounds: int = ROUNDS, force_progress: bool = False,
+                   ) -> dict[str, Any]:
+    """Search, then the Pareto front (with the pick marked) and the reference models, as one document.
+
+    Deterministic unless ``budget`` (seconds) cuts the search short; ``skipped`` says so.
+    """
+    return searched(trace, model, target, low, high, workers=workers, targets=targets, metric=metric,
+                     budget=budget, rounds=rounds, force_progress=force_progress)[0]
+
+
+def searched(trace: Trace, model: ServiceModel, target: float, low: int, high: int, *, workers: int | None = None,
+              targets: list[float] | None = None, metric: str = "my-service-cpu", budget: float | None = None,
+              rounds: int = ROUNDS, force_progress: bool = False) -> tuple[dict[str, Any], Candidate | None]:
+    started = time.monotonic()
+    deadline = started + budget if budget is not None else None
     initial = max(low, min(high, model.tasks_for(target, trace.values[0])))
     references = [simulate(trace.values, trace.start, model, c, initial) for c in
                   (aws_target_tracking(target, low, high),
                    Oracle(trace.values, model.capacity_per_task, model.start_delay_minutes, low, high))]
     for ref, controller_name in zip(references, ("aws", "oracle"), strict=True):
         ref.params = {"reference": controller_name}
-    grid = candidates(target, metric, targets)
-    bar = Progress("searching", len(grid), force=force_progress)
+    aws = references[0]
+    grid = candidates(target, metric, targets, model.start_delay_minutes)
+    bar = Progress("searching", planned(grid, rounds), force=force_progress)
     job = Job(trace.values, trace.start, model, low, high, initial)
-    # Most of the budget spans the grid; the rest bisects the stabilization window next to the
-    # AWS model's cost, where the setting `recommend` marks is found.
-    found = search(job, grid, budget * GRID_SHARE, workers,
-                   on_result=lambda c, r: bar.advance(note=f"{r.overload_minutes} overload min"))
-    refine(job, found, references[0].task_hours, budget - found.seconds, workers)
+
+    def advance(candidate: Candidate, result: Result) -> None:
+        bar.advance(note=f"{result.overload_minutes} overload min")
+
+    found = search(job, grid, workers, advance, deadline)
+    refine(job, found, aws.task_hours, rounds, workers=workers, on_result=advance, deadline=deadline)
     bar.close()
     front = pareto(found.evaluated)
-    best = pick(front, references[0].task_hours)
+    best = pick(front, aws.task_hours)
     entries = []
     for candidate, result in front:
         entry: dict[str, Any] = {**result.summary(), "snippet": snippet(candidate, low, high)}
         entry["pick"] = best is not None and best[0] is candidate
+        entry["meets_target"] = meets(result, aws)
+        entry["vs_aws"] = ratios(result.summary(), aws.summary())
         entries.append(entry)
     return {"setup": document(trace, model, [])["setup"], "target": target, "evaluated": len(found.evaluated),
-            "skipped": found.skipped, "seconds": round(found.seconds, 1),
-            "references": [r.summary() for r in references], "pareto": entries}
+            "skipped": found.skipped, "rounds": found.rounds, "deterministic": found.skipped == 0,
+            "seconds": round(time.monotonic() - started, 1),
+            "references": [r.summary() for r in references], "pareto": entries}, (best[0] if best else None)
+
+
+def ratios(result: dict[str, Any], reference: dict[str, Any]) -> dict[str, float | None]:
+    """Overload minutes and task-hours as fractions of the reference's (None when it has none)."""
+    def share(key: str) -> float | None:
+        return round(result[key] / reference[key], 3) if reference[key] else None
+    return {"overload_minutes": share("overload_minutes"), "task_hours": share("task_hours")}
+
+
+def halves(trace: Trace) -> tuple[Trace, Trace]:
+    """The first and second half of a trace (the second starts where the first ends)."""
+    middle = trace.minutes // 2
+    first = Trace(f"{trace.name} (first half)", trace.start, trace.values[:middle], trace.source_period)
+    second = Trace(f"{trace.name} (second half)", trace.start + timedelta(minutes=middle), trace.values[middle:],
+                   trace.source_period)
+    return first, second
+
+
+def holdout(trace: Trace, model: ServiceModel, target: float, low: int, high: int, **options: Any) -> dict[str, Any]:
+    """Tune on the first half, then replay that pick and the AWS model on the second half (same service model)."""
+    first, second = halves(trace)
+    tuned, candidate = searched(first, model, target, low, high, **{**options, "force_progress": False})
+    picked = next((e for e in tuned["pareto"] if e["pick"]), None)
+    initial = max(low, min(high, model.tasks_for(target, second.values[0])))
+    aws = simulate(second.values, second.start, model, aws_target_tracking(target, low, high), initial).summary()
+    oracle = simulate(second.values, second.start, model, Oracle(second.values, model.capacity_per_task,
+                                                                  model.start_delay_minutes, low, high),
+                      initial).summary()
+    out: dict[str, Any] = {"tuned_on": {"minutes": first.minutes, "pick": picked,
+                                        "aws": tuned["references"][0], "evaluated": tuned["evaluated"]},
+                           "evaluated_on": {"minutes": second.minutes, "start": second.start.isoformat(),
+                                            "aws": aws, "oracle": oracle, "pick": None}}
+    if candidate is not None:
+        job = Job(second.values, second.start, model, low, high, initial)
+        result = run_candidate(candidate, job).summary()
+        result["policy"] = "recommended on the first half"
+        out["evaluated_on"]["pick"] = result
+        out["evaluated_on"]["vs_aws"] = ratios(result, aws)
+        out["evaluated_on"]["meets_target"] = meets(result, aws)
+    return out
+
+
+def holdout_text(doc: dict[str, Any]) -> str:
+    tuned, held = doc["tuned_on"], doc["evaluated_on"]
+    if held["pick"] is None:
+        return "hold-out: no setting tuned on the first half stays within the AWS model's task-hours there"
+    r, aws, vs = held["pick"], held["aws"], held["vs_aws"]
+    overload = "n/a" if vs["overload_minutes"] is None else f"{vs['overload_minutes']:.2f}"
+    return (f"hold-out (tuned on the first {tuned['minutes']} minutes, replayed on the last {held['minutes']}): "
+            f"{r['overload_minutes']} overload min and {r['task_hours']} task-hours vs the AWS model's "
+            f"{aws['overload_minutes']} and {aws['task_hours']} (overload x{overload}, task-hours "
+            f"x{vs['task_hours']:.2f}): {'meets' if held['meets_target'] else 'does NOT meet'} the <= 40 % target")
 
 
 def run_recommend(argv: list[str]) -> int:

@@ -10,8 +10,14 @@
   is above the target for 3 of 3 datapoints, "low" when below 90 % of the target for 15 of 15; while
   one is in ALARM, capacity becomes ceil(capacity x metric / target) each minute (proportional in both
   directions), under Application Auto Scaling cooldowns of 300 s out and 300 s in (the ECS defaults).
-  Real AWS may scale in more gradually and evaluates alarms a little later than modelled: both make
-  the real thing cheaper-looking or slower than this model, never faster.
+  AWS documents the shape (proportional and fast out; in only once the metric is well below the
+  target, "typically 10 % or more": the low alarm's 90 %), not the datapoints. Where reality differs:
+  a real alarm and the policy it invokes act at the earliest when the third datapoint is seen, never
+  sooner (the model acts right then: at least as fast as AWS, which favours AWS), and real scale-in
+  may remove fewer tasks per step
+  than the model's proportional one (keeping more tasks: fewer overload minutes and more task-hours
+  than modelled; the one assumption that could flatter the comparison on overload, while raising the
+  task-hour budget the other policies must stay within).
 - ``step_pair`` is a typical hand-written pair of step-scaling alarms (documented below).
 - ``Oracle`` knows demand a start-delay ahead: the cheapest capacity that never overloads. Not a
   policy anyone can run: the limit the others are measured against.

@@ -1,17 +1,27 @@
 """Search a targetTracking rule's settings on a trace; keep the Pareto-best (overload vs task-hours).
 
 The target value is the user's choice (how hot they want tasks to run), so it is fixed unless
-asked for; the search varies what decides *how* the rule follows it: tolerance, the scale-in
-stabilization window, how fast scale-in may go (rate limit or cooldown) and the datapoints needed to
-scale out. Every candidate is replayed through the real decision code (``PolicyController``).
+asked for; the search varies what decides *how* the rule follows it. It is deterministic: the same
+trace, service model and arguments replay the same settings and give the same answer on any machine
+(no wall clock decides what is tried; workers only change how fast). Two stages:
+
+1. Every *family* at two stabilization windows (300 s and 900 s). A family fixes everything but the
+   window: plain HPA with tolerance 0; trend-aware scale-out looking one start delay + one metric
+   period ahead (and one period less) through the newest 2 datapoints, or 3; scale-in paced by a
+   300 s cooldown or by 10 % a minute.
+2. The window trades task-hours for overload within a family (the longer the window, the more tasks
+   are kept), so for the ``top`` families whose best affordable setting is best, the window is then
+   bisected on whole minutes toward the task-hour budget (the AWS model's), for ``rounds`` rounds.
+
+Every candidate is replayed through the real decision code (``PolicyController``).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +32,10 @@ from autopilot.backtest.controllers import PolicyController
 from autopilot.backtest.model import Result, ServiceModel, simulate
 from autopilot.models.policy import RatePolicy, Scaling, ScalingRule, TargetTracking
 
+WINDOWS = (300, 900)  # stage 1, seconds
+MAX_WINDOW = 3600  # the policy model's bound for scaleInStabilizationSeconds
+ROUNDS, TOP = 3, 3  # stage 2
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -30,6 +44,7 @@ class Candidate:
     rule: TargetTracking
     scale_out_cooldown: int = 60
     scale_in_cooldown: int = 0
+    family: int = 0  # index of the family in ``families`` (everything but the window)
 
     def params(self) -> dict[str, object]:
         limits = ",".join(f"{p.value}{'%' if p.type == 'Percent' else ' tasks'}/{p.periodSeconds}s"
@@ -37,51 +52,58 @@ class Candidate:
         return {"targetValue": self.rule.targetValue, "tolerance": self.rule.tolerance,
                 "scaleInStabilizationSeconds": self.rule.scaleInStabilizationSeconds, "scaleInPolicies": limits,
                 "datapointsToScaleOut": self.rule.datapointsToScaleOut,
+                "scaleOutLookaheadSeconds": self.rule.scaleOutLookaheadSeconds,
+                "trendDatapoints": self.rule.trendDatapoints if self.rule.scaleOutLookaheadSeconds else None,
                 "scaleInCooldownSeconds": self.scale_in_cooldown}
 
     def label(self) -> str:
         p = self.params()
+        trend = f" ahead={p['scaleOutLookaheadSeconds']}s/{p['trendDatapoints']}dp" if p["trendDatapoints"] else ""
         return (f"tt t={p['targetValue']:g} tol={p['tolerance']:g} win={p['scaleInStabilizationSeconds']}s "
-                f"in={p['scaleInPolicies']} cd={self.scale_in_cooldown}s dp={p['datapointsToScaleOut']}")
+                f"in={p['scaleInPolicies']} cd={self.scale_in_cooldown}s{trend}")
 
     def scaling(self, min_tasks: int, max_tasks: int) -> Scaling:
         return Scaling(minTasks=min_tasks, maxTasks=max_tasks, scaleOutCooldownSeconds=self.scale_out_cooldown,
                        scaleInCooldownSeconds=self.scale_in_cooldown, rules=[ScalingRule(targetTracking=self.rule)])
 
+    def with_window(self, seconds: int) -> Candidate:
+        rule = self.rule.model_copy(update={"scaleInStabilizationSeconds": seconds})
+        return Candidate(rule, self.scale_out_cooldown, self.scale_in_cooldown, self.family)
 
-# Scale-in pacing: (scaleInPolicies, scaleInCooldownSeconds): all at once, one step per cooldown, 10 % a minute.
-_PACES: list[tuple[list[RatePolicy], int]] = [
-    ([], 0),
-    ([], 300),
-    ([RatePolicy(type="Percent", value=10, periodSeconds=60)], 0),
-]
-_WINDOWS = (300, 900, 600, 1800, 1200, 450, 750)  # coarse to fine: a budget cut leaves the range covered
+    @property
+    def window(self) -> int:
+        return self.rule.scaleInStabilizationSeconds
 
 
-def candidates(target: float, metric: str | dict[str, Any], targets: Sequence[float] | None = None) -> list[Candidate]:
-    """The search grid in stages, most informative first, so a time budget cuts the tail, not a corner.
+def families(target: float, metric: str | dict[str, Any], targets: Sequence[float] | None = None,
+             start_delay_minutes: int = 2) -> list[Candidate]:
+    """The families searched (at a 300 s window), in a fixed order.
 
-    The stabilization window sets where a setting sits between cheap and safe, so each stage spans
-    the windows first; tolerance 0 comes first because on every trace tried it dominated wider bands.
+    The lookahead is the time from the newest datapoint to new tasks serving: the task start delay
+    plus one metric period (the datapoint arrives a period late); one period less is also tried.
     """
-    stages: list[tuple[Sequence[float], Sequence[int], Sequence[tuple[list[RatePolicy], int]], int]] = [
-        ((0.0,), _WINDOWS, _PACES, 1),
-        ((0.05,), _WINDOWS, _PACES, 1),
-        ((0.1,), (300, 900, 1800), _PACES[:1], 1),
-        ((0.0,), (60, 120, 2400, 3600), _PACES, 1),
-        ((0.0,), (300, 900), _PACES[:1], 2),
-    ]
+    ahead = (start_delay_minutes + 1) * 60
+    lookaheads = sorted({a for a in (ahead - 60, ahead) if a > 0})
+    shapes: list[tuple[dict[str, Any], int]] = [({}, 0)]  # (rule fields, scale-in cooldown)
+    for lookahead in reversed(lookaheads):
+        trend = {"scaleOutLookaheadSeconds": lookahead, "trendDatapoints": 2}
+        shapes += [(trend, 0), (trend, 300)]
+    shapes += [({"scaleOutLookaheadSeconds": ahead, "trendDatapoints": 3}, 0),
+               ({"scaleOutLookaheadSeconds": lookaheads[0], "trendDatapoints": 2,
+                 "scaleInPolicies": [RatePolicy(type="Percent", value=10, periodSeconds=60)]}, 0)]
     out: list[Candidate] = []
-    for tolerances, windows, paces, datapoints in stages:
-        for value in targets or [target]:
-            for tolerance in tolerances:
-                for window in windows:
-                    for limits, cooldown in paces:
-                        rule = TargetTracking(metric=metric, targetValue=value, tolerance=tolerance,
-                                              scaleInStabilizationSeconds=window, scaleInPolicies=limits,
-                                              datapointsToScaleOut=datapoints)
-                        out.append(Candidate(rule=rule, scale_in_cooldown=cooldown))
+    for value in targets or [target]:
+        for fields, cooldown in shapes:
+            rule = TargetTracking(metric=metric, targetValue=value, tolerance=0.0, scaleInStabilizationSeconds=300,
+                                  **fields)
+            out.append(Candidate(rule=rule, scale_in_cooldown=cooldown, family=len(out)))
     return out
+
+
+def candidates(target: float, metric: str | dict[str, Any], targets: Sequence[float] | None = None,
+               start_delay_minutes: int = 2) -> list[Candidate]:
+    """Stage 1: every family at every window of ``WINDOWS`` (windows outer: a cut keeps every family)."""
+    return [f.with_window(w) for w in WINDOWS for f in families(target, metric, targets, start_delay_minutes)]
 
 
 @dataclass
@@ -113,92 +135,100 @@ def run_candidate(candidate: Candidate, job: Job | None = None) -> Result:
 @dataclass
 class Search:
     evaluated: list[tuple[Candidate, Result]] = field(default_factory=list)
-    skipped: int = 0
+    skipped: int = 0  # candidates left out by a wall-clock --budget (then the answer depends on the machine)
     seconds: float = 0.0
+    rounds: int = 0
 
 
-def search(job: Job, grid: Sequence[Candidate], budget_seconds: float, workers: int | None = None,
-           on_result: Callable[[Candidate, Result], None] | None = None) -> Search:
-    """Replay candidates until the grid or the time budget is exhausted (candidates started finish)."""
+def search(job: Job, grid: Sequence[Candidate], workers: int | None = None,
+           on_result: Callable[[Candidate, Result], None] | None = None, deadline: float | None = None) -> Search:
+    """Replay ``grid``; results in grid order whatever the workers. ``deadline`` (time.monotonic())
+    is an optional cut: candidates not started by then are skipped (at least one always runs)."""
     started = time.monotonic()
     outcome = Search()
     workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
-
-    def done(candidate: Candidate, result: Result) -> None:
-        outcome.evaluated.append((candidate, result))
-        if on_result:
-            on_result(candidate, result)
-
-    queue: Iterator[Candidate] = iter(grid)
-    if workers == 1:
-        for candidate in queue:
-            if time.monotonic() - started > budget_seconds and outcome.evaluated:
-                outcome.skipped += 1
-                continue
-            done(candidate, run_candidate(candidate, job))
+    results: list[Result | None] = [None] * len(grid)
+    if workers == 1 or len(grid) == 1:
+        for i, candidate in enumerate(grid):
+            if deadline is not None and time.monotonic() > deadline and i:
+                outcome.skipped += len(grid) - i
+                break
+            results[i] = run_candidate(candidate, job)
+            if on_result:
+                on_result(candidate, results[i])  # type: ignore[arg-type]
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(job,)) as pool:
-            running: dict[Future[Result], Candidate] = {}
-            for candidate in queue:
-                if time.monotonic() - started > budget_seconds and outcome.evaluated:
-                    outcome.skipped += 1
-                    continue
-                running[pool.submit(run_candidate, candidate)] = candidate
-                while len(running) >= workers:
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        done(running.pop(future), future.result())
-            for future in list(running):
-                done(running.pop(future), future.result())
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(job,)) as executor:
+            pending = []
+            for i, candidate in enumerate(grid):
+                if deadline is not None and time.monotonic() > deadline and i:
+                    outcome.skipped += len(grid) - i
+                    break
+                pending.append((i, executor.submit(run_candidate, candidate)))
+                # Keep at most ``workers`` queued so a deadline can still stop the rest.
+                while len([f for _, f in pending if not f.done()]) >= workers:
+                    next(f for _, f in pending if not f.done()).result()
+            for i, future in pending:
+                results[i] = future.result()
+                if on_result:
+                    on_result(grid[i], results[i])  # type: ignore[arg-type]
+    outcome.evaluated = [(c, r) for c, r in zip(grid, results, strict=True) if r is not None]
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
-def _family(candidate: Candidate) -> tuple[object, ...]:
-    """Everything but the stabilization window: task-hours grow with the window within a family."""
-    rule = candidate.rule
-    return (rule.targetValue, rule.tolerance, tuple(rule.scaleInPolicies), rule.datapointsToScaleOut,
-            candidate.scale_in_cooldown, candidate.scale_out_cooldown)
+def next_window(members: Sequence[tuple[Candidate, Result]], budget_task_hours: float) -> int | None:
+    """The window to try next in one family: between its largest affordable window and the smallest
+    unaffordable one above it (on whole minutes); halve or double when all fall on one side."""
+    tried = {c.window for c, _ in members}
+    cheap = [c.window for c, r in members if r.task_hours <= budget_task_hours]
+    dear = [c.window for c, r in members if r.task_hours > budget_task_hours]
+    if not cheap:
+        low = min(tried)
+        guess = max(60, low // 2 // 60 * 60)
+    elif not dear or max(dear) < max(cheap):
+        high = max(cheap)
+        guess = min(MAX_WINDOW, high * 2 // 60 * 60)
+    else:
+        low = max(cheap)
+        high = min(w for w in dear if w > low)
+        if high - low <= 60:
+            return None
+        guess = (low + high) // 2 // 60 * 60
+    return guess if guess not in tried and guess >= 60 else None
 
 
-def brackets(evaluated: Sequence[tuple[Candidate, Result]], budget_task_hours: float,
-             resolution: int = 60) -> list[Candidate]:
-    """For each family, the window halfway between its largest affordable window and its smallest
-    unaffordable one (at most ``budget_task_hours``): where the best affordable setting hides."""
-    families: dict[tuple[object, ...], list[tuple[Candidate, Result]]] = {}
-    for candidate, result in evaluated:
-        families.setdefault(_family(candidate), []).append((candidate, result))
-    tried = {(_family(c), c.rule.scaleInStabilizationSeconds) for c, _ in evaluated}
-    ranked: list[tuple[int, Candidate]] = []
-    for family, members in families.items():
-        cheap = [cr for cr in members if cr[1].task_hours <= budget_task_hours]
-        dear = [cr for cr in members if cr[1].task_hours > budget_task_hours]
-        if not cheap or not dear:
-            continue
-        low = max(cheap, key=lambda cr: cr[0].rule.scaleInStabilizationSeconds)
-        high = min(dear, key=lambda cr: cr[0].rule.scaleInStabilizationSeconds)
-        w_low, w_high = low[0].rule.scaleInStabilizationSeconds, high[0].rule.scaleInStabilizationSeconds
-        middle = (w_low + w_high) // 2 // 30 * 30
-        if w_high - w_low <= resolution or (family, middle) in tried or not w_low < middle < w_high:
-            continue
-        rule = low[0].rule.model_copy(update={"scaleInStabilizationSeconds": middle})
-        ranked.append((low[1].overload_minutes, Candidate(rule, low[0].scale_out_cooldown, low[0].scale_in_cooldown)))
-    return [c for _, c in sorted(ranked, key=lambda oc: oc[0])]
-
-
-def refine(job: Job, found: Search, budget_task_hours: float, seconds: float, workers: int | None = None,
-           on_result: Callable[[Candidate, Result], None] | None = None) -> Search:
-    """Bisect the stabilization window of the most promising families until ``seconds`` run out."""
-    deadline = time.monotonic() + seconds
-    width = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
-    while time.monotonic() < deadline:
-        round_ = brackets(found.evaluated, budget_task_hours)[:width]
-        if not round_:
+def refine(job: Job, found: Search, budget_task_hours: float, rounds: int = ROUNDS, top: int = TOP,
+           workers: int | None = None, on_result: Callable[[Candidate, Result], None] | None = None,
+           deadline: float | None = None) -> Search:
+    """Stage 2: each round, bisect the window of the ``top`` families whose best affordable setting
+    has the fewest overload minutes (families with none affordable come last)."""
+    for _ in range(rounds):
+        by_family: dict[int, list[tuple[Candidate, Result]]] = {}
+        for candidate, result in found.evaluated:
+            by_family.setdefault(candidate.family, []).append((candidate, result))
+        ranked: list[tuple[tuple[float, float, int], Candidate]] = []
+        for family, members in sorted(by_family.items()):
+            window = next_window(members, budget_task_hours)
+            if window is None:
+                continue
+            affordable = [r for _, r in members if r.task_hours <= budget_task_hours]
+            best = min(affordable, key=lambda r: (r.overload_minutes, r.task_hours)) if affordable else None
+            key = (best.overload_minutes, best.task_hours, family) if best else (float("inf"), float("inf"), family)
+            ranked.append((key, members[0][0].with_window(window)))
+        batch = [c for _, c in sorted(ranked, key=lambda kc: kc[0])[:top]]
+        if not batch or (deadline is not None and time.monotonic() > deadline):
             break
-        more = search(job, round_, max(0.0, deadline - time.monotonic()), workers, on_result)
+        more = search(job, batch, workers, on_result, deadline)
         found.evaluated += more.evaluated
+        found.skipped += more.skipped
         found.seconds += more.seconds
+        found.rounds += 1
     return found
+
+
+def planned(grid: Sequence[Candidate], rounds: int = ROUNDS, top: int = TOP) -> int:
+    """The most replays a search makes (for a progress bar)."""
+    return len(grid) + rounds * top
 
 
 def pareto(evaluated: Sequence[tuple[Candidate, Result]]) -> list[tuple[Candidate, Result]]:
@@ -219,10 +249,20 @@ def pick(front: Sequence[tuple[Candidate, Result]], budget_task_hours: float) ->
     return min(affordable, key=lambda cr: (cr[1].overload_minutes, cr[1].task_hours)) if affordable else None
 
 
+def meets(result: dict[str, Any] | Result, reference: dict[str, Any] | Result, share: float = 0.4) -> bool:
+    """Issue 7's bar: at most ``share`` of the reference's overload minutes at no more task-hours."""
+    def get(r: dict[str, Any] | Result, key: str) -> float:
+        return float(r[key] if isinstance(r, dict) else getattr(r, key))
+    return (get(result, "overload_minutes") <= share * get(reference, "overload_minutes")
+            and get(result, "task_hours") <= get(reference, "task_hours"))
+
+
 def snippet(candidate: Candidate, min_tasks: int, max_tasks: int) -> str:
     """The scaling block to paste into a ServicePolicy's spec (only non-default rule fields)."""
     rule = candidate.rule.model_dump(mode="json", exclude_defaults=True)
     rule = {"metric": rule.pop("metric", candidate.rule.metric), "targetValue": rule.pop("targetValue"), **rule}
+    if candidate.rule.scaleOutLookaheadSeconds:
+        rule["trendDatapoints"] = candidate.rule.trendDatapoints  # said even when it is the default
     block = {"scaling": {"minTasks": min_tasks, "maxTasks": max_tasks,
                          "scaleOutCooldownSeconds": candidate.scale_out_cooldown,
                          "scaleInCooldownSeconds": candidate.scale_in_cooldown,

@@ -1,7 +1,9 @@
 """Demand traces: CSV (timestamp,value), `aws cloudwatch get-metric-data` JSON, or CloudWatch itself.
 
-Everything is brought to one value per minute (linear interpolation between datapoints), because
-the reconciler decides once a minute: a 5- or 30-minute trace becomes a ramp between its points.
+Everything is brought to one value per minute, because the reconciler decides once a minute: by
+default linear interpolation (a 5- or 30-minute trace becomes a ramp between its points), or
+``fill="hold"`` (each value held until the next datapoint: every change arrives as a step). The truth
+between two coarse datapoints is unknown; replaying both shows how much an answer depends on it.
 """
 
 from __future__ import annotations
@@ -56,8 +58,13 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def to_minutes(points: Iterable[tuple[datetime, float]], name: str) -> Trace:
-    """Sort, de-duplicate (last wins) and linearly interpolate datapoints to one per minute."""
+FILLS = ("linear", "hold")
+
+
+def to_minutes(points: Iterable[tuple[datetime, float]], name: str, fill: str = "linear") -> Trace:
+    """Sort, de-duplicate (last wins) and fill datapoints to one per minute (``FILLS``)."""
+    if fill not in FILLS:
+        raise TraceError(f"unknown fill {fill!r} (one of {', '.join(FILLS)})")
     by_time: dict[datetime, float] = {}
     for moment, value in points:
         if not math.isfinite(value):
@@ -70,12 +77,15 @@ def to_minutes(points: Iterable[tuple[datetime, float]], name: str) -> Trace:
     values: list[float] = []
     for (t0, v0), (t1, v1) in itertools.pairwise(ordered):
         steps = int((t1 - t0).total_seconds() // 60)
-        values.extend(v0 + (v1 - v0) * k / steps for k in range(steps))
+        if fill == "hold":
+            values.extend([v0] * steps)
+        else:
+            values.extend(v0 + (v1 - v0) * k / steps for k in range(steps))
     values.append(ordered[-1][1])
     return Trace(name=name, start=ordered[0][0], values=tuple(values), source_period=gaps[len(gaps) // 2])
 
 
-def read_csv(path: Path) -> Trace:
+def read_csv(path: Path, fill: str = "linear") -> Trace:
     """``timestamp,value`` with a header row (the NAB corpus' format); extra columns are ignored."""
     points: list[tuple[datetime, float]] = []
     with path.open(newline="") as handle:
@@ -94,7 +104,7 @@ def read_csv(path: Path) -> Trace:
                 points.append((parse_time(row[0]), float(row[1])))
             except (TraceError, ValueError) as exc:
                 raise TraceError(f"{path}:{line}: {exc}") from exc
-    return to_minutes(points, path.stem)
+    return to_minutes(points, path.stem, fill)
 
 
 def _is_number(text: str) -> bool:
@@ -105,7 +115,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_metric_data_json(path: Path, query_id: str | None = None) -> Trace:
+def read_metric_data_json(path: Path, query_id: str | None = None, fill: str = "linear") -> Trace:
     """The JSON `aws cloudwatch get-metric-data` prints (or several pages of it concatenated in a list)."""
     try:
         document = json.loads(path.read_text())
@@ -125,15 +135,15 @@ def read_metric_data_json(path: Path, query_id: str | None = None) -> Trace:
                                                                 result.get("Values", []), strict=False)]
     if not ids:
         raise TraceError(f"{path}: no MetricDataResults: is this `aws cloudwatch get-metric-data` output?")
-    return to_minutes(points, path.stem)
+    return to_minutes(points, path.stem, fill)
 
 
-def read_trace(path: Path, query_id: str | None = None) -> Trace:
+def read_trace(path: Path, query_id: str | None = None, fill: str = "linear") -> Trace:
     if not path.exists():
         raise TraceError(f"{path}: no such file")
     if path.suffix.lower() == ".json":
-        return read_metric_data_json(path, query_id)
-    return read_csv(path)
+        return read_metric_data_json(path, query_id, fill)
+    return read_csv(path, fill)
 
 
 # ------------------------------------------------------------------ CloudWatch
@@ -169,7 +179,7 @@ def metric_query(namespace: str, metric: str, dimensions: dict[str, str], stat: 
 
 def fetch_metric(get_metric_data: Callable[..., dict[str, Any]], query: dict[str, Any], start: datetime,
                  end: datetime, progress: Progress | None = None, chunk: timedelta = timedelta(days=1),
-                 name: str = "cloudwatch") -> Trace:
+                 name: str = "cloudwatch", fill: str = "linear") -> Trace:
     """GetMetricData over [start, end) one chunk at a time (so the bar moves), following NextToken."""
     points: list[tuple[datetime, float]] = []
     cursor = start
@@ -190,7 +200,7 @@ def fetch_metric(get_metric_data: Callable[..., dict[str, Any]], query: dict[str
         cursor = upper
     if progress:
         progress.close()
-    return to_minutes(points, name)
+    return to_minutes(points, name, fill)
 
 
 def chunks(start: datetime, end: datetime, chunk: timedelta = timedelta(days=1)) -> int:

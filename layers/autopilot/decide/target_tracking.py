@@ -74,6 +74,7 @@ class Reading(NamedTuple):
     proposal: int  # after stabilization (scale-in) and rate limits
     base: int
     note: str = ""  # which limit shaped the proposal
+    forecast: float | None = None  # the trend's forecast, when it stood in for the newest datapoint
 
 
 class Cooldowns(NamedTuple):
@@ -140,19 +141,19 @@ def trend(values: Sequence[float | None], lookahead: float) -> float | None:
     if len(values) == 2:  # the common case, in closed form: the newest plus the last change, extended
         older = values[1]
         return None if older is None else values[0] + (values[0] - older) * lookahead
-    xs: list[float] = []
-    ys: list[float] = []
+    n = 0
+    sx = sy = sxx = sxy = 0.0  # sums over the points (x = -i, y = values[i]), one pass
     for i, v in enumerate(values):
         if v is not None:
-            xs.append(-i)
-            ys.append(v)
-    n = len(xs)
+            n += 1
+            sx -= i
+            sy += v
+            sxx += i * i
+            sxy -= i * v
     if n < 2:
         return None
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) * (x - mx) for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    return my + slope * (lookahead - mx)
+    slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
+    return (sy - slope * sx) / n + slope * lookahead
 
 
 def rescaled(datapoints: Sequence[float | None], base: int, changes: Sequence[tuple[datetime, int]],
@@ -286,12 +287,14 @@ def evaluate(
         base = running
     if base <= 0:
         base = desired  # no running count (all tasks starting, or unknown): the desired count is the best guess
-    if memory.changes:
-        longest = max(memory_seconds(tt, periods[i] if periods else 60) for i, tt in enumerate(rules)) if rules else 0
+    changes = memory.changes
+    if changes:
+        longest = 0
+        for i, tt in enumerate(rules):
+            longest = max(longest, memory_seconds(tt, periods[i] if periods else 60))
         horizon = now - _span(longest)
-        changes = tuple(c for c in memory.changes if c[0] > horizon)
-    else:
-        changes = ()
+        if changes[0][0] <= horizon:  # oldest first: keep the suffix inside the horizon
+            changes = tuple(c for c in changes if c[0] > horizon)
     peaks = dict(memory.peaks)
     high = scaling.maxTasks
     readings: list[Reading] = []
@@ -328,7 +331,8 @@ def evaluate(
             elif verdict == "in":
                 note = (f"the highest recommendation of the last {tt.scaleInStabilizationSeconds}s "
                         f"is {stabilized} tasks")
-        readings.append(Reading(tt.key, latest, verdict, rec, proposal, base, note))
+        stood_in = forecast if forecast is not None and latest is not None and forecast > latest else None
+        readings.append(Reading(tt.key, latest, verdict, rec, proposal, base, note, stood_in))
     new_memory = Memory(peaks, changes, (now, running))
     return _combine(tuple(readings), scaling, new_memory, cooldowns, desired, now, scale_in_blocked)
 
@@ -387,7 +391,10 @@ def explain(verdict: Verdict, rules: Sequence[TargetTracking]) -> str:
         if r.latest is None:
             parts.append(f"{r.key}: no recent datapoint (missing data never scales in)")
             continue
-        head = f"{r.key}: {r.latest:g} vs target {target}"
+        trend_note = ""
+        if r.forecast is not None and tt is not None:
+            trend_note = f" (trend: {r.forecast:.4g} in {tt.scaleOutLookaheadSeconds}s)"
+        head = f"{r.key}: {r.latest:g}{trend_note} vs target {target}"
         if r.verdict == "within-tolerance":
             parts.append(f"{head}, within tolerance {tt.tolerance:g}" if tt else head)
         elif r.verdict == "out-unconfirmed":
