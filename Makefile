@@ -45,7 +45,7 @@ PYTHON313 ?= $(shell if python3.13 -c 'import sys; assert sys.version_info[:2] =
 	then command -v python3.13; \
 	else ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | sort -V | tail -n 1; fi)
 
-CODE := layers functions tests bench conftest.py
+CODE := layers tools functions tests bench conftest.py
 
 .PHONY: help test demo build deploy lint bench venv sam-venv checkov-venv checkov lock clean \
 	ruff mypy imports bandit pytest iam-coverage demo-check
@@ -138,8 +138,10 @@ demo-check:
 	else echo "skipping the demo: 'autopilot demo --list' is not available yet"; fi
 
 # ------------------------------------------------------------------------------------ SAM
-build: $(STAMP) $(SAM_STAMP)  ## sam build (arm64, python3.13; no Docker needed)
+build: $(STAMP) $(SAM_STAMP)  ## sam build (arm64, python3.13; no Docker needed); prints the layer's size
 	PATH="$(BUILD_PATH)" $(SAM) build --cached --parallel
+	@echo "AutopilotLayer: $$(du -sb .aws-sam/build/AutopilotLayer/python | awk '{printf "%.1f MB", $$1/1e6}') unpacked," \
+		"$$(find .aws-sam/build/AutopilotLayer/python -type f | wc -l) files (Lambda allows 250 MB for function + layers)"
 
 deploy: build  ## sam deploy with samconfig.toml (needs AWS credentials; --guided on first use)
 	$(SAM) deploy
@@ -152,7 +154,7 @@ lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP)  ## ruff, mypy, import boundaries, 
 	@$(MAKE) bandit checkov
 
 bandit: $(STAMP)
-	$(VENV)/bin/bandit -q -c pyproject.toml -r layers functions $(BANDIT_SOFT_FAIL)
+	$(VENV)/bin/bandit -q -c pyproject.toml -r layers tools functions $(BANDIT_SOFT_FAIL)
 
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --config-file .checkov.yaml \

@@ -27,16 +27,16 @@ from typing import Any
 
 import yaml
 
-from autopilot.backtest.cli import holdout, ratios, searched
-from autopilot.backtest.controllers import step_pair
-from autopilot.backtest.model import ServiceModel, simulate
-from autopilot.backtest.recommend import ROUNDS, Job, meets, run_candidate
-from autopilot.backtest.trace import read_trace
+from autopilot_tools.backtest.cli import holdout, ratios, searched
+from autopilot_tools.backtest.controllers import step_pair
+from autopilot_tools.backtest.model import ServiceModel, simulate
+from autopilot_tools.backtest.recommend import ROUNDS, Job, meets, run_candidate
+from autopilot_tools.backtest.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 
 TRACES = ["elb_request_count_8c0756", "Twitter_volume_AMZN", "Twitter_volume_GOOG", "nyc_taxi"]
-DATA = ROOT.parent / "shared" / "data" / "traces"
+DATA = ROOT / "bench" / "data" / "traces"  # copied unchanged; sources and terms in its README
 TARGET, DELAY_MINUTES, MIN_TASKS, MAX_TASKS, SHARE = 70.0, 2, 1, 10000, 0.4
 METRIC = "my-service-cpu"
 

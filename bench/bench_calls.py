@@ -1,7 +1,7 @@
 """AWS calls per decision of ScalerFunction, by API: a scale-out, a cooldown skip and an ignored alarm.
 
 The real handler runs in-process against moto (the template's table, queues and topic, built by
-autopilot.localstack), and tests/aws_calls.py records every botocore call it makes. Calls are split
+autopilot_tools.localstack), and tests/aws_calls.py records every botocore call it makes. Calls are split
 by what they are for:
 - decision: the reads and mutations the decision itself needs (policies, state, ECS, the state claim
   with its conditional write);
@@ -45,9 +45,9 @@ def _scenarios() -> dict[str, list[dict[str, Any]]]:
 
     from autopilot import wiring
     from autopilot.aws.clients import client, reset_clients
-    from autopilot.localstack import create_stack, load_template
     from autopilot.models.policy import ServicePolicy
     from autopilot.settings import settings
+    from autopilot_tools.localstack import create_stack, load_template
 
     _install()
     policy = {

@@ -115,9 +115,9 @@ def _memory() -> dict[str, dict[str, Any]]:
 
     from autopilot import wiring
     from autopilot.aws.clients import client, reset_clients
-    from autopilot.localstack import create_stack, load_template
-    from autopilot.policyfile import load_policies
     from autopilot.settings import Settings, settings
+    from autopilot_tools.localstack import create_stack, load_template
+    from autopilot_tools.policyfile import load_policies
 
     class Context:
         function_name, memory_limit_in_mb, aws_request_id = "bench", 256, "bench"

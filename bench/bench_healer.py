@@ -175,8 +175,8 @@ class Estate:
     def __init__(self) -> None:
         from autopilot import wiring
         from autopilot.aws.clients import client
-        from autopilot.localstack import create_stack, load_template
         from autopilot.settings import Settings
+        from autopilot_tools.localstack import create_stack, load_template
 
         template = load_template()
         stack = create_stack(client, parameters={"ManagedClusters": "prod,batch"}, template=template)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLISHED = ROOT.parent / "shared" / "reference" / "aws-events"
+PUBLISHED = ROOT / "tests" / "fixtures" / "aws-events"
 
 os.environ.update({
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
@@ -112,10 +112,10 @@ def run(services: int) -> dict[str, Any]:
     from moto import mock_aws
 
     from autopilot.aws.clients import client, reset_clients
-    from autopilot.localstack import create_stack, load_template
     from autopilot.models.policy import ServicePolicy
     from autopilot.settings import Settings
     from autopilot.wiring import build
+    from autopilot_tools.localstack import create_stack, load_template
 
     reset_clients()
     with mock_aws():

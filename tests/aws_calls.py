@@ -141,7 +141,7 @@ def as_function(logical_id: str) -> Iterator[None]:
 @cache
 def handler_files() -> dict[str, str]:
     """Absolute path of each function's app.py -> its logical id (from CodeUri in template.yaml)."""
-    from autopilot.localstack import load_template
+    from autopilot_tools.localstack import load_template
 
     files: dict[str, str] = {}
     for logical, resource in load_template().get("Resources", {}).items():

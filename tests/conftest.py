@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_EVENTS = ROOT.parent / "shared" / "reference" / "aws-events"
+PUBLISHED_EVENTS = ROOT / "tests" / "fixtures" / "aws-events"  # published AWS samples, unmodified (README there)
 EVENTS = ROOT / "events"
 
 # Never let a test reach a real account, whatever the developer's shell says.
@@ -28,8 +28,8 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
 def published(name: str) -> dict[str, Any]:
-    """A sample event exactly as AWS published it (../shared/reference/aws-events)."""
-    return json.loads((SHARED_EVENTS / name).read_text())
+    """A sample event exactly as AWS published it (tests/fixtures/aws-events; some carry a UTF-8 BOM)."""
+    return json.loads((PUBLISHED_EVENTS / name).read_text(encoding="utf-8-sig"))
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def clock() -> FixedClock:
 def stack(aws: None) -> Any:
     """The template's table, queues and topic on moto, plus every function's environment."""
     from autopilot.aws.clients import client
-    from autopilot.localstack import create_stack, load_template
+    from autopilot_tools.localstack import create_stack, load_template
 
     template = load_template()
     local = create_stack(client, parameters={"ManagedClusters": "prod,batch"}, template=template)

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from autopilot.aws.clients import client
-from autopilot.cli import commands, external
-from autopilot.cli.main import main
 from autopilot.models.policy import ServicePolicy
 from autopilot.models.state import ServiceState
 from autopilot.store.table import AuditEntry, StateTable
+from autopilot_tools.cli import commands, external
+from autopilot_tools.cli.main import main
 from tests.conftest import load_handler, published, variant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +170,7 @@ def test_schema_help_explains_editor_use(cli: Run) -> None:
 
 def test_validate_and_schema_do_not_load_boto3(tmp_path: Path) -> None:
     """Editors and pre-commit hooks call these often: they must not pay for boto3."""
-    script = (f"import sys; from autopilot.cli.main import main; "
+    script = (f"import sys; from autopilot_tools.cli.main import main; "
               f"codes = [main(['validate', {str(EXAMPLES)!r}]), main(['schema'])]; "
               f"loaded = [m for m in ('boto3', 'botocore') if m in sys.modules]; "
               f"print(codes, loaded, file=sys.stderr)")
@@ -466,7 +466,7 @@ def test_table_from_option_overrides_env(cli: Run, write, env: dict[str, str]) -
 def test_botocore_errors_in_one_line() -> None:
     from botocore.exceptions import EndpointConnectionError, NoRegionError, ParamValidationError
 
-    from autopilot.cli.main import describe_error
+    from autopilot_tools.cli.main import describe_error
 
     assert describe_error(ParamValidationError(report="Invalid length for parameter TableName\nvalue: x")) == (
         "invalid request: Parameter validation failed: Invalid length for parameter TableName value: x")
@@ -548,7 +548,7 @@ def _run_cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.Complete
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("AUTOPILOT_")}
     clean.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
                  AWS_EC2_METADATA_DISABLED="true", **env)
-    return subprocess.run([sys.executable, "-m", "autopilot.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "autopilot_tools.cli.main", *args], capture_output=True, text=True,
                           env=clean, timeout=60, check=False)
 
 
@@ -571,10 +571,10 @@ def test_usage_errors_exit_2(cli: Run) -> None:
 
 def test_external_commands_are_registered() -> None:
     table = {name: (spec.module, spec.function) for name, spec in external.EXTERNAL_COMMANDS.items()}
-    assert table == {"demo": ("autopilot.demo.cli", "run"),
-                     "backtest": ("autopilot.backtest.cli", "run_backtest"),
-                     "recommend": ("autopilot.backtest.cli", "run_recommend"),
-                     "dlq": ("autopilot.dlq.cli", "run")}
+    assert table == {"demo": ("autopilot_tools.demo.cli", "run"),
+                     "backtest": ("autopilot_tools.backtest.cli", "run_backtest"),
+                     "recommend": ("autopilot_tools.backtest.cli", "run_recommend"),
+                     "dlq": ("autopilot_tools.dlq.cli", "run")}
 
 
 def test_external_command_gets_the_remaining_arguments(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -601,6 +601,26 @@ def test_external_command_with_a_broken_import_is_not_hidden(cli: Run, monkeypat
     monkeypatch.setitem(external.EXTERNAL_COMMANDS, "broken", external.External("autopilot_broken_ext", "run", "x"))
     assert cli("broken") == 1
     assert "ModuleNotFoundError: No module named 'a_dependency_that_is_missing'" in cli.err
+
+
+def test_external_command_names_the_extra_that_installs_a_missing_package(
+        cli: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "autopilot_extra_ext.py").write_text("import a_package_of_the_extra\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(external.EXTERNAL_COMMANDS, "needy",
+                        external.External("autopilot_extra_ext", "run", "x", extra="demo"))
+    assert cli("needy") == 2
+    assert "needs the Python package 'a_package_of_the_extra'" in cli.err
+    assert "pip install -e '.[demo]'" in cli.err
+
+
+def test_demo_without_moto_says_what_to_install() -> None:
+    """`pip install -e .` alone has no emulator: the demo says how to get it instead of a traceback."""
+    code = ("import sys; sys.modules['moto'] = None; sys.modules['moto.server'] = None\n"
+            "from autopilot_tools.cli.main import main; sys.exit(main(['demo', '--scenario', 'scale']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "pip install -e '.[demo]'" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_help_lists_external_commands(cli: Run) -> None:

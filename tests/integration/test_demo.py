@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from autopilot.demo.cli import run
-from autopilot.demo.scenarios import SCENARIOS
+from autopilot_tools.demo.cli import run
+from autopilot_tools.demo.scenarios import SCENARIOS
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +99,10 @@ def test_list_and_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_scenario_whose_capability_is_missing_is_skipped_not_failed() -> None:
     import io
 
-    from autopilot.demo.cli import run_scenario
-    from autopilot.demo.render import TerminalPrinter
-    from autopilot.demo.scenarios import Scenario
-    from autopilot.localstack import load_template
+    from autopilot_tools.demo.cli import run_scenario
+    from autopilot_tools.demo.render import TerminalPrinter
+    from autopilot_tools.demo.scenarios import Scenario
+    from autopilot_tools.localstack import load_template
 
     def story(_sim: Any) -> None:
         raise AssertionError("a skipped scenario must not run")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from autopilot.aws.clients import client
-from autopilot.dlq.cli import run
+from autopilot_tools.dlq.cli import run
 from tests.conftest import published
 
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:ecs-autopilot-HealerFunction"

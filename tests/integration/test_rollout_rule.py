@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from autopilot.aws.clients import client
-from autopilot.localstack import rule_patterns
+from autopilot_tools.localstack import rule_patterns
 from tests.conftest import EVENTS, published, variant
 
 DEPLOYMENT_EVENTS = sorted(p.name for p in EVENTS.glob("rollout-*.json"))

@@ -17,7 +17,7 @@ def stack(aws: None) -> Any:
     """tests/conftest.py's ``stack`` (the template's table, queues and topic on in-process moto), with the
     template parsed once per session instead of once per test."""
     from autopilot.aws.clients import client
-    from autopilot.localstack import create_stack
+    from autopilot_tools.localstack import create_stack
 
     local = create_stack(client, parameters={"ManagedClusters": "prod,batch"}, template=template())
     local.template = template()  # type: ignore[attr-defined]
@@ -47,8 +47,8 @@ def served(moto_server: SerialMotoServer, clock: Any, monkeypatch: pytest.Monkey
     retry mode without its sleeps."""
     from autopilot import wiring
     from autopilot.aws.clients import client, reset_clients
-    from autopilot.localstack import create_stack
     from autopilot.settings import Settings, settings
+    from autopilot_tools.localstack import create_stack
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # EC2's backend loads AMIs otherwise (0.4 s)

@@ -299,7 +299,7 @@ class SerialMotoServer:
 @cache
 def template() -> dict[str, Any]:
     """template.yaml, parsed once per session (the pure-Python YAML loader takes ~0.25 s a time)."""
-    from autopilot.localstack import load_template
+    from autopilot_tools.localstack import load_template
 
     return load_template()
 

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from autopilot.aws.clients import client
-from autopilot.localstack import create_stack
+from autopilot_tools.localstack import create_stack
 from tests.conftest import sample
 from tests.proofs.support import (
     AwsLog,

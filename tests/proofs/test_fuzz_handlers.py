@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.aws_calls import RECORDER
-from tests.conftest import SHARED_EVENTS
+from tests.conftest import PUBLISHED_EVENTS
 from tests.proofs.support import (
     AwsLog,
     Call,
@@ -71,7 +71,7 @@ def samples_of(function: str) -> list[dict[str, Any]]:
     own = [json.loads(p.read_text(encoding="utf-8-sig")) for p in files]
     prefix = {"scaler": "cloudwatch-alarm", "healer": "ecs-task-state-change", "rollout": "ecs-deployment"}[function]
     names = [f"{prefix}*.json"] + (["ecs-service-action*.json"] if function == "healer" else [])
-    published = [json.loads(p.read_text(encoding="utf-8-sig")) for n in names for p in sorted(SHARED_EVENTS.glob(n))]
+    published = [json.loads(p.read_text(encoding="utf-8-sig")) for n in names for p in sorted(PUBLISHED_EVENTS.glob(n))]
     return own + published
 
 
@@ -294,7 +294,7 @@ LINE = re.compile(r"^(?P<file>[^:]+): (document (?P<doc>\d+): (?P<field>[^\n]*?)
 @given(data=st.data())
 def test_autopilot_validate(tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
                             data: st.DataObject) -> None:
-    from autopilot.cli.main import main
+    from autopilot_tools.cli.main import main
 
     documents = [mutate(data, doc) if data.draw(st.booleans()) else doc for doc in EXAMPLE]
     path = tmp_path_factory.mktemp("policies") / "policies.yaml"

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from autopilot.aws.clients import client
-from autopilot.cli.main import main as autopilot
 from autopilot.models.policy import ServicePolicy, TaskPolicy
+from autopilot_tools.cli.main import main as autopilot
 from tests.conftest import sample, variant
 from tests.proofs.support import (
     ARN,

@@ -5,7 +5,7 @@ resolved for given parameter values, and a small IAM evaluator to check recorded
   it lives there) and caches the output in ``build/iam/`` keyed by the template's and script's hash.
 - ``FunctionPolicy.for_function()`` resolves the statements (inline policies, policies SAM generates
   for destinations, template-defined managed policies, the AWS managed policies SAM attaches) with
-  ``ResolvingStack``: physical names follow ``autopilot.localstack.create_stack``'s ``<stack>-<logical>``
+  ``ResolvingStack``: physical names follow ``autopilot_tools.localstack.create_stack``'s ``<stack>-<logical>``
   naming with the stack name as a wildcard, so they match whatever stack a test created.
 - ``allows()`` evaluates one recorded call: explicit Deny wins, Allow needs action, resource and every
   condition to match. Condition keys we do not know for a call fail the condition (so the check can
@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from autopilot.localstack import PSEUDO_PARAMETERS, LocalStack
+from autopilot_tools.localstack import PSEUDO_PARAMETERS, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -114,7 +114,7 @@ class ResolvingStack(LocalStack):
                           if str(spec.get("Type", "")).startswith(("CommaDelimitedList", "List<")))
         stack = cls(stack_name="*", parameters=params, list_parameters=lists, conditions=conditions)
         for logical, resource in resources.items():
-            name = f"*-{logical}"  # autopilot.localstack.create_stack names resources <stack>-<logical>
+            name = f"*-{logical}"  # autopilot_tools.localstack.create_stack names resources <stack>-<logical>
             kind = resource.get("Type", "")
             stack.physical[logical] = name
             if kind == "AWS::DynamoDB::Table":
@@ -204,7 +204,7 @@ class FunctionPolicy:
 
     @classmethod
     def for_function(cls, function: str, parameters: dict[str, str], template: Path = TEMPLATE) -> FunctionPolicy:
-        from autopilot.localstack import load_template
+        from autopilot_tools.localstack import load_template
 
         source = load_template(template)
         data = expand(template)

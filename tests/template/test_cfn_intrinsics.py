@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.localstack import load_template
+from autopilot_tools.localstack import load_template
 
 pytestmark = pytest.mark.template
 

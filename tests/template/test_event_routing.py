@@ -1,6 +1,6 @@
 """Every events/ sample reaches exactly its own function, through the template's real rule patterns.
 
-Each function's EventBridge rule patterns are read from template.yaml (autopilot.localstack.rule_patterns),
+Each function's EventBridge rule patterns are read from template.yaml (autopilot_tools.localstack.rule_patterns),
 intrinsics resolved for ManagedClusters=prod,batch, and installed as rules on moto's EventBridge with
 one SQS queue per function as target. Each sample is put on the bus and we read which queues got it:
 moto's pattern engine decides, not a matcher written here.
@@ -23,7 +23,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from autopilot.localstack import load_template, rule_patterns
+from autopilot_tools.localstack import load_template, rule_patterns
 from tests.conftest import published, variant
 from tests.template.iam_policies import ResolvingStack
 

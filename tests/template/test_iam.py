@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.localstack import load_template
+from autopilot_tools.localstack import load_template
 from tests.aws_calls import calls_file, load_summary
 from tests.template.iam_policies import (
     ACCOUNT,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from autopilot.localstack import load_template
+from autopilot_tools.localstack import load_template
 from tests.template.iam_policies import sam_python
 
 pytestmark = pytest.mark.template
@@ -92,6 +92,20 @@ def test_sam_build_for_arm64(tmp_path: Path) -> None:
             assert (build_dir / function / "app.py").exists(), function
             assert built["Resources"][function]["Properties"]["CodeUri"] == function
     assert not list((build_dir / "ScalerFunction").glob("autopilot")), "the library ships in the layer only"
+    assert_runtime_only(layer_dir)
+
+
+def assert_runtime_only(layer_dir: Path) -> None:
+    """The layer carries what handlers import: no tooling (CLI, demo, backtest, dlq, local stack), no PyYAML,
+    no moto, no packaging metadata of the project itself."""
+    tops = {p.name for p in layer_dir.iterdir()}
+    assert "autopilot_tools" not in tops
+    assert not {"yaml", "_yaml", "moto"} & tops, tops
+    assert not [t for t in tops if t.lower().startswith(("pyyaml", "moto", "ecs_autopilot"))], tops
+    runtime = {p.name for p in (layer_dir / "autopilot").iterdir()}
+    assert not {"cli", "demo", "backtest", "dlq", "localstack.py", "policyfile.py"} & runtime, runtime
+    size = sum(p.stat().st_size for p in layer_dir.rglob("*") if p.is_file())
+    assert size < 14_000_000, f"the layer grew to {size / 1e6:.1f} MB unpacked"
 
 
 # ------------------------------------------------------------------------------------ functions
@@ -206,7 +220,7 @@ def test_parameters() -> None:
 
 def test_outputs_for_the_cli() -> None:
     outputs = TEMPLATE["Outputs"]
-    from autopilot.cli.discovery import TABLE_OUTPUT
+    from autopilot_tools.cli.discovery import TABLE_OUTPUT
 
     assert outputs[TABLE_OUTPUT]["Value"] == {"Ref": "StateTable"}
     for name in ("NotificationTopicArn", "RestartQueueUrl", "DeadLetterQueueUrl", "ScalerFunctionArn"):

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from autopilot.backtest.cli import halves, holdout
-from autopilot.backtest.controllers import AlarmModel, Oracle, PolicyController, aws_target_tracking, step_pair
-from autopilot.backtest.model import Result, ServiceModel, simulate
-from autopilot.backtest.recommend import (
+from autopilot.models.policy import Scaling, ScalingRule, ServicePolicy, TargetTracking
+from autopilot_tools.backtest.cli import halves, holdout
+from autopilot_tools.backtest.controllers import AlarmModel, Oracle, PolicyController, aws_target_tracking, step_pair
+from autopilot_tools.backtest.model import Result, ServiceModel, simulate
+from autopilot_tools.backtest.recommend import (
     Candidate,
     Job,
     candidates,
@@ -29,9 +30,8 @@ from autopilot.backtest.recommend import (
     search,
     snippet,
 )
-from autopilot.backtest.report import html_page, table
-from autopilot.backtest.trace import TraceError, read_trace, to_minutes
-from autopilot.models.policy import Scaling, ScalingRule, ServicePolicy, TargetTracking
+from autopilot_tools.backtest.report import html_page, table
+from autopilot_tools.backtest.trace import TraceError, read_trace, to_minutes
 
 T0 = datetime(2014, 4, 10, tzinfo=UTC)
 
@@ -347,11 +347,11 @@ def test_replaying_twice_gives_the_same_result():
 
 def test_backtest_replays_the_lambdas_own_decision_functions():
     """Not a copy: the controllers call the very functions the scaler and reconciler call."""
-    import autopilot.backtest.controllers as controllers
     import autopilot.decide.scaling as scaling
     import autopilot.decide.target_tracking as target_tracking
     import autopilot.usecases.scale as scale
     import autopilot.usecases.target_tracking as usecase
+    import autopilot_tools.backtest.controllers as controllers
 
     assert controllers.evaluate is target_tracking.evaluate
     assert usecase.decide_target_tracking is target_tracking.decide_target_tracking

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autopilot.backtest.cli import run_backtest, run_recommend, select_rules
 from autopilot.models.policy import ScalingRule, ServicePolicy
+from autopilot_tools.backtest.cli import run_backtest, run_recommend, select_rules
 
 POLICY = """\
 apiVersion: autopilot/v1

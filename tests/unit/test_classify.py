@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from autopilot.decide.classify import FAILURES, RESTARTABLE, StopKind, classify
 from autopilot.models.events import InvalidEvent
 from autopilot.models.task_events import parse_healer_event, parse_task_event
-from tests.conftest import EVENTS, SHARED_EVENTS, published, variant
+from tests.conftest import EVENTS, PUBLISHED_EVENTS, published, variant
 
 STOPPED = "ecs-task-state-change-stopped-user-initiated-ec2-service.json"
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
@@ -166,12 +166,12 @@ def test_failure_sets():
     assert StopKind.UNKNOWN not in RESTARTABLE and StopKind.NORMAL not in RESTARTABLE
 
 
-PUBLISHED_TASK_SAMPLES = sorted(Path(p).name for p in glob.glob(str(SHARED_EVENTS / "ecs-task-state-change-*.json")))
+PUBLISHED_TASK_SAMPLES = sorted(Path(p).name for p in glob.glob(str(PUBLISHED_EVENTS / "ecs-task-state-change-*.json")))
 
 
 @pytest.mark.parametrize("name", PUBLISHED_TASK_SAMPLES)
 def test_every_published_task_sample_parses_and_classifies(name):
-    event = json.loads((SHARED_EVENTS / name).read_text(encoding="utf-8-sig"))
+    event = json.loads((PUBLISHED_EVENTS / name).read_text(encoding="utf-8-sig"))
     task = parse_task_event(event)
     cls = classify(task)
     if task.last_status == "STOPPED":
@@ -230,7 +230,7 @@ def test_project_samples_only_use_fields_of_published_samples(name):
     event = json.loads((EVENTS / name).read_text())
     kind = "ecs-task-state-change-*.json" if event["detail-type"] == "ECS Task State Change" else "ecs-service-action-*"
     known: set[str] = set(DOCUMENTED_EXTRA)
-    for path in glob.glob(str(SHARED_EVENTS / kind)):
+    for path in glob.glob(str(PUBLISHED_EVENTS / kind)):
         known |= _paths(json.loads(Path(path).read_text(encoding="utf-8-sig")))
     assert _paths(event) - known == set()
 

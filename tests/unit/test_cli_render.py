@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from autopilot.cli.render import block, parse_since, policy_diff, span, state_rows, target_of
 from autopilot.models.policy import ServicePolicy
 from autopilot.models.state import ServiceState
+from autopilot_tools.cli.render import block, parse_since, policy_diff, span, state_rows, target_of
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autopilot.models.policy import ServicePolicy, TaskPolicy
-from autopilot.policyfile import MAX_FILE_BYTES, PolicyError, load_policies, load_sourced, parse_policies
+from autopilot_tools.policyfile import MAX_FILE_BYTES, PolicyError, load_policies, load_sourced, parse_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "policies.yaml"

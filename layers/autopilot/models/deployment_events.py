@@ -1,6 +1,6 @@
 """EventBridge "ECS Deployment State Change" events, parsed into a typed ``DeploymentChange``.
 
-Shape (aws-facts section 1; samples in ../shared/reference/aws-events/ecs-deployment-state-change-*):
+Shape (aws-facts section 1; samples in tests/fixtures/aws-events/ecs-deployment-state-change-*):
 ``resources[0]`` is the service ARN, ``detail.{eventType, eventName, deploymentId, updatedAt, reason}``.
 The event does not name the task definition: DescribeServices does.
 

@@ -1,0 +1,62 @@
+"""No code or test reads outside the repository: the audit hook bites, and no file names a path beside it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from tests.repo_boundary import ROOT, OutsideRepository, outside
+
+
+def test_reading_beside_the_repository_fails() -> None:
+    with pytest.raises(OutsideRepository):
+        (ROOT.parent / "shared" / "anything.json").read_text()
+    with pytest.raises(OutsideRepository):
+        list((ROOT.parent / "shared").glob("*.json"))
+
+
+def test_reading_inside_the_repository_works() -> None:
+    assert "ecs-autopilot" in (ROOT / "pyproject.toml").read_text()
+    assert not outside(ROOT / "tests" / "fixtures")
+    assert outside(ROOT.parent / "shared")
+
+
+# What code uses to reach beside the clone: an explicit ../, the root's parent, or a parents[] index deep
+# enough to leave the repository from where the file is.
+LEAVING = re.compile(r"\.\./shared|\bROOT\.parent\b|\bparent\s*/\s*[\"']shared")
+
+
+def _tracked() -> list[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:  # not a git checkout (an sdist): scan the tree
+        return [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_file() and ".venv" not in p.parts]
+    return out.stdout.split()
+
+
+def test_no_code_names_a_path_beside_the_repository() -> None:
+    offenders = []
+    for name in _tracked():
+        if not name.endswith((".py", ".sh", ".toml", ".yaml", ".yml", ".cfg")) and name not in ("Makefile", ".ci/run"):
+            continue
+        if name == "tests/unit/test_repo_boundary.py":
+            continue
+        text = (ROOT / name).read_text(encoding="utf-8", errors="replace")
+        lines = enumerate(text.splitlines(), 1)
+        offenders += [f"{name}:{n}: {line.strip()}" for n, line in lines if LEAVING.search(line)]
+    assert offenders == []
+
+
+def test_parents_indexes_stay_inside_the_repository() -> None:
+    """``Path(__file__).parents[N]`` must not climb above the repository root from that file."""
+    offenders = []
+    for name in _tracked():
+        if not name.endswith(".py"):
+            continue
+        depth = len(name.split("/")) - 1  # parents[depth] is the root for a file this many folders deep
+        for n, line in enumerate((ROOT / name).read_text(encoding="utf-8").splitlines(), 1):
+            for index in re.findall(r"__file__\)\.resolve\(\)\.parents\[(\d+)\]", line):
+                if int(index) > depth:
+                    offenders.append(f"{name}:{n}: parents[{index}] leaves the repository")
+    assert offenders == []
