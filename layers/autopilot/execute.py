@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from autopilot.decide.taskdef import Changes, family_of, register_request, revision_number
 from autopilot.models.actions import (
     Action,
     BaseAction,
@@ -22,23 +21,16 @@ from autopilot.models.actions import (
     SetCapacityStrategy,
     SetDesiredCount,
 )
-from autopilot.ports import EcsPort, NotifierPort, RestartQueuePort, TaskDefinitionsPort
+from autopilot.ports import EcsPort, NotifierPort, RestartQueuePort, RunTaskFailed, TaskDefinitionsPort
+
+__all__ = ["Executor", "Handler", "RunTaskFailed", "derive_revision_handler"]  # RunTaskFailed: re-exported
 
 Handler = Callable[[Any], list[str]]
 
 
-class RunTaskFailed(RuntimeError):
-    """RunTask started no task: its ``failures[]`` (no capacity, placement) say why."""
-
-    def __init__(self, failures: list[dict[str, Any]]) -> None:
-        self.failures = failures
-        reasons = "; ".join(f"{f.get('reason', '?')}" + (f" ({f['detail']})" if f.get("detail") else "")
-                            for f in failures) or "no task and no failure reported"
-        super().__init__(f"RunTask started no task: {reasons}"[:500])
-
-
 class Executor:
-    """Executes actions; returns the AWS calls each made (``dry-run:`` prefixed when only described)."""
+    """Executes actions (``ports.ExecutorPort``); returns the AWS calls each made (``dry-run:`` prefixed when only
+    described)."""
 
     def __init__(self, ecs: EcsPort, notifier: NotifierPort, restart_queue: RestartQueuePort | None = None,
                  extra: dict[str, Handler] | None = None) -> None:
@@ -155,6 +147,9 @@ def derive_revision_handler(ecs: EcsPort, taskdefs: TaskDefinitionsPort) -> Hand
     and UpdateService must not register a second one), else register, then roll the service to it.
     """
     def handle(action: DeriveRevision) -> list[str]:
+        # Loaded on the first derived revision: functions that never derive one do not import it.
+        from autopilot.decide.taskdef import Changes, family_of, register_request, revision_number
+
         base = taskdefs.describe(action.base_task_definition)
         calls = ["ecs:DescribeTaskDefinition"]
         request = register_request(

@@ -1,13 +1,25 @@
-"""The small interfaces decisions' outcomes are executed through.
+"""The small interfaces the use cases work through, and the bundle of them a use case gets.
 
-``autopilot.aws`` implements them with boto3; tests and the demo may pass fakes of the same shape.
+``autopilot.aws`` implements the AWS ports with boto3, ``autopilot.store`` the state store, ``autopilot.execute``
+the executor; ``autopilot.wiring`` (the composition root) builds them. Use cases depend on this module only,
+so tests and the demo may pass fakes of the same shape.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # types only: the models load with the use cases that need them
+    from autopilot.models.actions import Action
+    from autopilot.models.audit import AuditEntry
+    from autopilot.models.policy import ServicePolicy, TaskPolicy
+    from autopilot.models.state import ServiceState, Snapshot
+    from autopilot.settings import Settings
 
 
 class Deployment(BaseModel):
@@ -95,3 +107,58 @@ class TaskDefinitionsPort(Protocol):
     def describe(self, task_definition: str) -> DescribedTaskDefinition: ...
     def register(self, request: dict[str, Any]) -> str: ...
     def find_derived(self, family: str, derivation_id: str, newer_than: int | None) -> DerivedLookup: ...
+
+
+class ConcurrentUpdate(Exception):
+    """Another invocation changed the state since it was read: reload and decide again."""
+
+
+class StateStorePort(Protocol):
+    """The state table as the use cases see it: policies, per-service state (conditional writes), audit."""
+
+    def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None: ...
+    def list_policies(self) -> list[ServicePolicy | TaskPolicy]: ...
+    def policies_for_alarm(self, alarm: str) -> list[ServicePolicy]: ...
+    def load_state(self, key: str) -> Snapshot: ...
+    def load_states(self, keys: Iterable[str]) -> dict[str, Snapshot]: ...
+
+    def save_state(self, key: str, state: ServiceState, expected_version: int,
+                   audit: list[AuditEntry] | None = None) -> int:
+        """Write ``state`` if the stored version is still ``expected_version`` (else raise ConcurrentUpdate)."""
+        ...
+
+    def audit(self, *entries: AuditEntry) -> None: ...
+
+
+class RunTaskFailed(RuntimeError):
+    """RunTask started no task: its ``failures[]`` (no capacity, placement) say why."""
+
+    def __init__(self, failures: list[dict[str, Any]]) -> None:
+        self.failures = failures
+        reasons = "; ".join(f"{f.get('reason', '?')}" + (f" ({f['detail']})" if f.get("detail") else "")
+                            for f in failures) or "no task and no failure reported"
+        super().__init__(f"RunTask started no task: {reasons}"[:500])
+
+
+class ExecutorPort(Protocol):
+    def execute(self, actions: tuple[Action, ...] | list[Action], mode: str) -> list[str]:
+        """Run the actions in order (mutating ones only in ``enforce`` mode); the AWS calls made."""
+        ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Dependencies:
+    """What a use case works with: settings, the ports and the clock (built by ``autopilot.wiring``)."""
+
+    settings: Settings
+    store: StateStorePort
+    ecs: EcsPort
+    notifier: NotifierPort
+    alarms: AlarmsPort
+    executor: ExecutorPort
+    clock: Callable[[], datetime] = field(default=utcnow)
+    taskdefs: TaskDefinitionsPort | None = None  # derived revisions (rollouts, OOM right-sizing)

@@ -1,13 +1,12 @@
 """Composition root: builds each function's dependencies from the environment, once per sandbox.
 
-Tests and the demo build ``Dependencies`` themselves (with fakes or moto-backed clients).
+Only the handlers (``functions/*/app.py``) and the tooling import this module; use cases get a
+``ports.Dependencies`` and never reach for the adapters themselves. Tests and the demo build
+``Dependencies`` with ``build`` (on moto) or by hand (with fakes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 
 from autopilot.aws.cloudwatch import CloudWatchAlarms
@@ -16,25 +15,11 @@ from autopilot.aws.notifier import SnsNotifier
 from autopilot.aws.restart_queue import SqsRestartQueue
 from autopilot.aws.taskdefs import TaskDefinitions
 from autopilot.execute import Executor, derive_revision_handler
-from autopilot.ports import AlarmsPort, EcsPort, NotifierPort, TaskDefinitionsPort
+from autopilot.ports import Dependencies, utcnow
 from autopilot.settings import Settings, settings
 from autopilot.store.table import StateTable
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Dependencies:
-    settings: Settings
-    store: StateTable
-    ecs: EcsPort
-    notifier: NotifierPort
-    alarms: AlarmsPort
-    executor: Executor
-    clock: Callable[[], datetime] = field(default=utcnow)
-    taskdefs: TaskDefinitionsPort | None = None  # derived revisions (rollouts, OOM right-sizing)
+__all__ = ["Dependencies", "build", "dependencies", "utcnow"]
 
 
 def build(config: Settings) -> Dependencies:

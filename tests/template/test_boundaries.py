@@ -48,3 +48,22 @@ def test_a_decision_importing_boto3_breaks_the_contract(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout
     assert "autopilot.decide.scaling -> autopilot.aws.clients" in done.stdout
     assert "autopilot.models.policy -> botocore" in done.stdout
+
+
+def test_a_use_case_importing_the_composition_root_breaks_the_contract(tmp_path: Path) -> None:
+    """Use cases get their dependencies as ports (autopilot.ports.Dependencies), never from wiring or adapters."""
+    package = tmp_path / "src" / "autopilot"
+    for sub in ("models", "decide", "aws", "store", "usecases"):
+        (package / sub).mkdir(parents=True)
+        (package / sub / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    for module in ("execute", "wiring", "ports", "idempotency", "observability"):
+        (package / f"{module}.py").write_text("")
+    (package / "usecases" / "scale.py").write_text("from autopilot.wiring import Dependencies\n")
+    (package / "usecases" / "heal.py").write_text("from autopilot.store import table\n")
+    (package / "usecases" / "rollout.py").write_text("from autopilot.ports import Dependencies\n")  # allowed
+    done = lint_imports(ROOT / ".importlinter", pythonpath=tmp_path / "src")
+    assert done.returncode == 1, done.stdout
+    assert "autopilot.usecases.scale -> autopilot.wiring" in done.stdout
+    assert "autopilot.usecases.heal -> autopilot.store" in done.stdout
+    assert "autopilot.usecases.rollout" not in done.stdout

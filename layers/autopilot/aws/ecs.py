@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from autopilot.aws.clients import AwsAdapter
+from autopilot.aws.errors import is_transient
 from autopilot.ports import Deployment, RunTaskResult, ServiceView
 
 
@@ -36,15 +37,6 @@ def service_view(cluster: str, raw: dict[str, Any]) -> ServiceView:
         ],
         circuit_breaker_rollback=bool(breaker.get("enable") and breaker.get("rollback")),
     )
-
-
-# Error codes botocore's standard retry mode treats as transient (throttling and service-side errors).
-RETRYABLE_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "ProvisionedThroughputExceededException", "TransactionInProgressException",
-    "RequestThrottled", "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
-    "ServerException", "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError",
-})
 
 
 class Ecs(AwsAdapter):
@@ -79,10 +71,9 @@ class Ecs(AwsAdapter):
         try:
             response = self.client.run_task(**request)
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            if status >= 500 or str(error.get("Code")) in RETRYABLE_CODES:
+            if is_transient(exc.response):
                 raise
+            error = exc.response.get("Error", {})
             return RunTaskResult(failures=[{"reason": str(error.get("Code", "ClientError")),
                                             "detail": str(error.get("Message", ""))[:300]}])
         return RunTaskResult(task_arns=[str(t["taskArn"]) for t in response.get("tasks") or [] if t.get("taskArn")],

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autopilot.models.events import InvalidEvent, parse_time
+from autopilot.models.events import InvalidEvent
 
 IN_PROGRESS = "SERVICE_DEPLOYMENT_IN_PROGRESS"
 COMPLETED = "SERVICE_DEPLOYMENT_COMPLETED"
@@ -108,7 +108,7 @@ def parse_deployment_event(event: object) -> DeploymentChange:
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidEvent(f"{where}: {first['msg']}") from None
     try:
-        updated_at = parse_time(parsed.detail.updatedAt)
+        updated_at = datetime.fromisoformat(parsed.detail.updatedAt)
     except ValueError:
         raise InvalidEvent(f"detail.updatedAt is not a timestamp: {parsed.detail.updatedAt[:60]!r}") from None
     if updated_at.tzinfo is None:

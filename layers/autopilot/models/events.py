@@ -134,9 +134,17 @@ def parse_alarm_event(event: Any) -> AlarmChange:
     )
 
 
-def parse_time(value: str) -> datetime:
-    """AWS timestamps come as ``2019-10-02T17:04:40.989+0000`` or ISO 8601 with ``Z``."""
-    text = value.strip().replace("Z", "+00:00")
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
-        text = text[:-2] + ":" + text[-2:]
-    return datetime.fromisoformat(text)
+def aware_time(value: str | None) -> datetime | None:
+    """An AWS timestamp with its time zone; None if it is missing, not ISO 8601, or naive.
+
+    ``datetime.fromisoformat`` reads every form AWS sends (``Z``, ``+00:00``, ``+0000``, up to nine
+    fractional digits) since Python 3.11. A naive time is refused: decisions compare it with an aware
+    ``now``, which would raise.
+    """
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else None

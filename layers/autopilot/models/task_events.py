@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from autopilot.models.events import InvalidEvent, parse_time
+from autopilot.models.events import InvalidEvent, aware_time
 
 TASK_STATE_CHANGE = "ECS Task State Change"
 SERVICE_ACTION = "ECS Service Action"
@@ -211,15 +211,6 @@ def split_task_definition(arn: str) -> tuple[str, int | None]:
     return family, int(revision) if revision.isdigit() else None
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError:
-        return None
-
-
 def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
@@ -233,9 +224,9 @@ def parse_task_event(event: dict[str, Any]) -> TaskStop:
         raise InvalidEvent(_first_error(exc)) from None
     detail = raw.detail
     family, revision = split_task_definition(detail.taskDefinitionArn)
-    event_time = _time(raw.time)
+    event_time = aware_time(raw.time)
     if event_time is None:
-        raise InvalidEvent(f"time: not a timestamp: {raw.time[:40]!r}")
+        raise InvalidEvent(f"time: not a timestamp with a time zone: {raw.time[:40]!r}")
     subnets = tuple(
         d.get("value") for a in detail.attachments or [] if a.get("type") == "eni"
         for d in a.get("details") or [] if isinstance(d, dict) and d.get("name") == "subnetId" and d.get("value")
@@ -249,7 +240,8 @@ def parse_task_event(event: dict[str, Any]) -> TaskStop:
         containers=tuple(Container(name=c.name, exit_code=c.exitCode, reason=c.reason)
                          for c in detail.containers or []),
         overrides=detail.overrides or {}, subnets=tuple(s for s in subnets if isinstance(s, str)),
-        started_at=_time(detail.startedAt), stopped_at=_time(detail.stoppedAt or detail.executionStoppedAt),
+        started_at=aware_time(detail.startedAt),
+        stopped_at=aware_time(detail.stoppedAt or detail.executionStoppedAt),
         version=detail.version, cpu=detail.cpu, memory=detail.memory,
         enable_execute_command=bool(detail.enableExecuteCommand),
     )
@@ -262,9 +254,9 @@ def parse_service_action(event: dict[str, Any]) -> ServiceAction:
         raise InvalidEvent(_first_error(exc)) from None
     if not raw.resources:
         raise InvalidEvent("resources: a service action event names its service in resources[0]")
-    event_time = _time(raw.time)
+    event_time = aware_time(raw.time)
     if event_time is None:
-        raise InvalidEvent(f"time: not a timestamp: {raw.time[:40]!r}")
+        raise InvalidEvent(f"time: not a timestamp with a time zone: {raw.time[:40]!r}")
     providers = tuple(arn_name(a, "capacity-provider") for a in raw.detail.capacityProviderArns)
     return ServiceAction(
         event_id=raw.id, time=event_time, cluster=arn_name(raw.detail.clusterArn, "cluster"),

@@ -25,10 +25,14 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import TypeAdapter
 
+from autopilot.models.audit import AuditEntry
 from autopilot.models.policy import Policy, ServicePolicy, TaskPolicy
 from autopilot.models.state import ServiceState, Snapshot
+from autopilot.ports import ConcurrentUpdate
+
+__all__ = ["AUDIT_TTL", "AuditEntry", "ConcurrentUpdate", "StateTable"]  # AuditEntry, ConcurrentUpdate: re-exported
 
 AUDIT_TTL = timedelta(days=90)
 
@@ -37,32 +41,6 @@ AUDIT_TTL = timedelta(days=90)
 def _policy_adapter() -> TypeAdapter[ServicePolicy | TaskPolicy]:
     """Built on first use: building the policy union's validator costs tens of ms at import."""
     return TypeAdapter(Policy)
-
-
-class ConcurrentUpdate(Exception):
-    """Another invocation changed the state since it was read: reload and decide again."""
-
-
-class AuditEntry(BaseModel):
-    """One decision, as written to the audit trail and shown by ``autopilot history``."""
-
-    model_config = ConfigDict(extra="ignore", defer_build=True)
-    at: datetime
-    target: str  # SVC#cluster#service, TASK#cluster#family, or "-" for events that name nothing managed
-    event_id: str
-    source: str  # which function decided
-    trigger: str  # what happened ("alarm web-cpu-high -> ALARM", "reconcile", ...)
-    outcome: str  # "scale-out", "skipped:cooldown", "ignored:unknown-alarm", "rejected:invalid-event", ...
-    reason: str
-    mode: str = "enforce"
-    actions: list[dict[str, Any]] = Field(default_factory=list)
-    calls: list[str] = Field(default_factory=list)  # AWS calls made (or, in dry-run, that would have been)
-    error: str | None = None
-
-    @property
-    def cluster_service(self) -> tuple[str, str]:
-        parts = self.target.split("#")
-        return (parts[1], parts[2]) if len(parts) == 3 else ("-", "-")
 
 
 def _epoch(moment: datetime) -> int:
@@ -74,7 +52,9 @@ def _s(value: str) -> dict[str, str]:
 
 
 class StateTable:
-    """All reads and writes of the state table. Nothing else talks to DynamoDB (but Powertools idempotency)."""
+    """All reads and writes of the state table (``ports.StateStorePort`` and what the CLI needs).
+
+    Nothing else talks to DynamoDB (but Powertools idempotency)."""
 
     def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
         self.name = table_name

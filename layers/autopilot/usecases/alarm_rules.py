@@ -18,13 +18,13 @@ from typing import Literal
 
 from autopilot.decide.rollout import decide_recycle, decide_rollback_alarm
 from autopilot.models.actions import Decision
-from autopilot.models.events import AlarmChange, parse_time
+from autopilot.models.audit import AuditEntry
+from autopilot.models.events import AlarmChange, aware_time
 from autopilot.models.policy import Rollout, ServicePolicy
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import EcsPort
-from autopilot.store.table import AuditEntry
-from autopilot.usecases.rollout import service_facts
+from autopilot.usecases.rollbacks import service_facts
 from autopilot.usecases.runner import Context, act
 
 RuleKind = Literal["rollback", "recycle"]
@@ -75,8 +75,4 @@ def apply_alarm_rule(ctx: Context, policy: ServicePolicy, change: AlarmChange, e
 
 def _alarm_time(change: AlarmChange, ctx: Context) -> datetime:
     """When the alarm changed state (its own timestamp); the invocation time if it carries none."""
-    try:
-        moment = parse_time(change.timestamp) if change.timestamp else None
-    except ValueError:
-        moment = None
-    return moment if moment is not None and moment.tzinfo is not None else ctx.now
+    return aware_time(change.timestamp) or ctx.now

@@ -14,53 +14,41 @@ There is no Powertools idempotency layer here on purpose: every decision is dedu
 service's own state (per task ARN, per revision, per lineage), which also holds for two different
 deliveries of one stop, and saves two DynamoDB writes per event in a storm.
 
-The reconciler's hook ``restore_spot_holds`` (registered in ``usecases.reconcile.HOOKS``) ends Spot
-fallback holds whose ``holdSeconds`` have passed.
+The reconciler ends Spot fallback holds whose ``holdSeconds`` have passed (``usecases.spot_holds``), without
+loading this module: it parses no task event.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from autopilot.decide.classify import Classification, StopKind, classify
 from autopilot.decide.healing import (
     Facts,
     Need,
-    Outcome,
     decide_service_action,
     decide_service_stop,
-    decide_spot_restore,
     is_spot_placement_failure,
-    spot_hold_expired,
 )
 from autopilot.decide.restarts import decide_task_stop, lineage_of
 from autopilot.models.actions import Decision
-from autopilot.models.events import InvalidEvent
-from autopilot.models.policy import ServicePolicy, TaskPolicy, effective_mode, family_key, service_key
+from autopilot.models.audit import AuditEntry
+from autopilot.models.policy import ServicePolicy, TaskPolicy, family_key, service_key
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.models.task_events import ServiceAction, TaskStop, parse_healer_event
 from autopilot.observability import logger
-from autopilot.store.table import AuditEntry
-from autopilot.usecases.observe import count_invalid, count_outcomes
-from autopilot.usecases.runner import Context, act, record
-from autopilot.wiring import Dependencies
-
-MAX_FACT_ROUNDS = 3  # a decision asks for at most: service, then task definition
+from autopilot.ports import Dependencies
+from autopilot.usecases.facts import fetcher, resolve
+from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 
 
 def handle_healer_event(event: Any, deps: Dependencies) -> dict[str, Any]:
     """Parse, then heal; invalid events are rejected (logged, counted, audited) without any AWS mutation."""
-    started = time.perf_counter()
-    ctx = Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
-                  source="healer", event_id=str(event.get("id", "-")) if isinstance(event, dict) else "-")
-    try:
-        parsed = parse_healer_event(event)
-    except InvalidEvent as exc:
-        count_invalid(str(exc))
-        record(ctx, target="-", trigger="invalid healer event", outcome="rejected:invalid-event", reason=str(exc))
-        return {"status": "rejected", "reason": str(exc)}
+    opened = open_event(deps, event, source="healer", what="healer event", parse=parse_healer_event)
+    if isinstance(opened, Rejected):
+        return opened.response
+    ctx, parsed = opened
     managed = deps.settings.managed_clusters
     if managed and parsed.cluster not in managed:
         entries = [record(ctx, target="-", trigger=_trigger(parsed), outcome="ignored:unmanaged-cluster",
@@ -69,7 +57,7 @@ def handle_healer_event(event: Any, deps: Dependencies) -> dict[str, Any]:
         entries = heal_task_stop(ctx, deps, parsed)
     else:
         entries = heal_service_action(ctx, deps, parsed)
-    count_outcomes(entries, started)
+    count_outcomes(entries, ctx.started)
     for entry in entries:
         logger.info("decided", extra={"target": entry.target, "outcome": entry.outcome, "reason": entry.reason[:300]})
     return {"status": "ok", "event": ctx.event_id,
@@ -112,7 +100,7 @@ def heal_service_task(ctx: Context, deps: Dependencies, task: TaskStop, cls: Cla
     if not cls.failure and cls.kind != StopKind.SPOT:
         return record(ctx, target=key, trigger=trigger, outcome=f"ignored:{cls.kind.value}",
                       reason=f"task {task.task_id}: {cls.explanation}")
-    fetch = _fetcher(deps, task.cluster, task.service, task.task_definition_arn)
+    fetch = fetcher(deps, task.cluster, task.service, task.task_definition_arn)
 
     def decide(snap: Snapshot) -> tuple[Decision, ServiceState]:
         decision, state = resolve(lambda facts: decide_service_stop(
@@ -151,7 +139,7 @@ def heal_service_action(ctx: Context, deps: Dependencies, action: ServiceAction)
         out = decide_service_action(action=action, policy=policy, state=ServiceState(), facts=Facts(), now=ctx.now)
         assert not isinstance(out, Need)  # only a Spot placement failure asks for facts
         return [record(ctx, target=key, trigger=trigger, outcome=out[0].outcome, reason=out[0].reason)]
-    fetch = _fetcher(deps, action.cluster, action.service, None)
+    fetch = fetcher(deps, action.cluster, action.service, None)
 
     def decide(snap: Snapshot) -> tuple[Decision, ServiceState]:
         decision, state = resolve(lambda facts: decide_service_action(
@@ -167,74 +155,3 @@ def _remembered(state: ServiceState, before: ServiceState, event_key: str) -> Se
     check. An event that changed nothing (already counted, revision already bad) is cheaper to decide again
     than to remember: no state write at all, only its audit line."""
     return state.remember(event_key) if state != before else state
-
-
-# --------------------------------------------------------------------------- facts on demand
-
-Fetch = Callable[[Need, Facts], Facts]
-
-
-def resolve(decide: Callable[[Facts], Outcome], fetch: Fetch) -> tuple[Decision, ServiceState]:
-    """Run a pure decision, fetching each fact it asks for (at most once each)."""
-    facts = Facts()
-    for _ in range(MAX_FACT_ROUNDS):
-        out = decide(facts)
-        if not isinstance(out, Need):
-            return out
-        facts = fetch(out, facts)
-    raise RuntimeError("a healing decision kept asking for facts")
-
-
-def _fetcher(deps: Dependencies, cluster: str, service: str, task_definition: str | None) -> Fetch:
-    """Fetches for one service; answers are kept, so a retry after a concurrent update asks AWS no more."""
-    cache: dict[Need, Facts] = {}
-
-    def fetch(need: Need, facts: Facts) -> Facts:
-        if need == Need.SERVICE:
-            if Need.SERVICE not in cache:
-                view = deps.ecs.describe_services(cluster, [service]).get(service)
-                cache[need] = Facts(service=view, service_fetched=True)
-            got = cache[need]
-            return Facts(service=got.service, service_fetched=True, task_definition=facts.task_definition,
-                         task_definition_fetched=facts.task_definition_fetched)
-        if Need.TASK_DEFINITION not in cache:
-            described: dict[str, Any] | None = None
-            if task_definition is not None and deps.taskdefs is not None:
-                described = deps.taskdefs.describe(task_definition).task_definition
-            cache[need] = Facts(task_definition=described, task_definition_fetched=True)
-        got = cache[need]
-        return Facts(service=facts.service, service_fetched=facts.service_fetched,
-                     task_definition=got.task_definition, task_definition_fetched=True)
-
-    return fetch
-
-
-# --------------------------------------------------------------------------- reconciler hook
-
-def restore_spot_holds(ctx: Context, deps: Dependencies, policies: list[ServicePolicy]) -> list[AuditEntry]:
-    """End every Spot fallback hold whose ``holdSeconds`` have passed (one BatchGetItem per 100 services).
-
-    Every service policy is looked at, not only those that still have ``spotFallback``: removing it
-    from a policy during a hold must not strand the service on on-demand capacity.
-    """
-    if not policies:
-        return []
-    snaps = ctx.store.load_states(p.key for p in policies)
-    entries: list[AuditEntry] = []
-    for policy in policies:
-        snap = snaps.get(policy.key)
-        if snap is None or not spot_hold_expired(snap.state, ctx.now):
-            continue
-        if snap.state.paused or effective_mode(ctx.global_mode, policy.spec.mode) == "off":
-            continue  # the hold waits for the operator (no audit line every minute)
-        cluster, service = policy.metadata.cluster, policy.metadata.service
-        fetch = _fetcher(deps, cluster, service, None)
-
-        def decide(current: Snapshot, cluster: str = cluster, service: str = service,
-                   fetch: Fetch = fetch) -> tuple[Decision, ServiceState]:
-            return resolve(lambda facts: decide_spot_restore(cluster=cluster, service=service, state=current.state,
-                                                             facts=facts, now=ctx.now), fetch)
-
-        entries.append(act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger="reconcile: Spot hold ended",
-                           event_key=None, decide=decide))
-    return entries

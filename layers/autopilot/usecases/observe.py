@@ -6,8 +6,8 @@ import time
 
 from aws_lambda_powertools.metrics import single_metric
 
+from autopilot.models.audit import AuditEntry
 from autopilot.observability import MetricUnit, logger, metrics
-from autopilot.store.table import AuditEntry
 
 _COUNTED = {"scale-out": "ScaleOut", "scale-in": "ScaleIn", "repair-bounds": "BoundsRepaired",
             "rollback": "RolledBack", "rollback-retry": "RollbackRetried", "recycle": "Recycled",

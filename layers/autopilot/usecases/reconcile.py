@@ -9,42 +9,43 @@ decide whether it acts). Desired counts that drifted outside [minTasks, maxTasks
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from autopilot.decide.scaling import decide_bounds
 from autopilot.models.actions import Decision
+from autopilot.models.audit import AuditEntry
 from autopilot.models.events import AlarmChange, InvalidEvent, parse_reason_data
 from autopilot.models.policy import ServicePolicy
 from autopilot.models.state import ServiceState, Snapshot
-from autopilot.ports import AlarmView, ServiceView
-from autopilot.store.table import AuditEntry
-from autopilot.usecases.heal import restore_spot_holds
+from autopilot.ports import AlarmView, Dependencies, ServiceView
 from autopilot.usecases.observe import count_outcomes
-from autopilot.usecases.rollout import reconcile_rollbacks
-from autopilot.usecases.runner import Context, act
+from autopilot.usecases.rollbacks import reconcile_rollbacks
+from autopilot.usecases.runner import Context, act, context
 from autopilot.usecases.scale import apply_rule
+from autopilot.usecases.services import describe_policies
+from autopilot.usecases.spot_holds import restore_spot_holds
 from autopilot.usecases.target_tracking import reconcile_target_tracking
-from autopilot.wiring import Dependencies
 
-# Hooks later capabilities add (rollback retries, Spot fallback holds): each gets the run's context.
-ReconcileHook = Any
-HOOKS: list[ReconcileHook] = []
-HOOKS.append(reconcile_rollbacks)  # rollouts: retry rollbacks the service did not follow
-HOOKS.append(restore_spot_holds)  # healing: end Spot fallback holds after holdSeconds
-HOOKS.append(reconcile_target_tracking)  # targetTracking rules: every rule, every minute (issue 7)
+ReconcileHook = Callable[[Context, Dependencies, list[ServicePolicy]], list[AuditEntry]]
+"""A pass of the reconciler after the alarm rules: gets the run's context, the dependencies and every
+service policy; returns the audit entries of what it decided (a quiet pass returns none)."""
+
+HOOKS: tuple[ReconcileHook, ...] = (
+    reconcile_rollbacks,  # rollouts: retry rollbacks the service did not follow
+    restore_spot_holds,  # healing: end Spot fallback holds after holdSeconds
+    reconcile_target_tracking,  # targetTracking rules: every rule, every minute (issue 7)
+)
 
 
-def reconcile(deps: Dependencies, event_id: str = "reconcile") -> dict[str, Any]:
-    started = time.perf_counter()
-    ctx = Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
-                  source="reconciler", event_id=event_id)
+def reconcile(deps: Dependencies, event_id: str = "reconcile", hooks: tuple[ReconcileHook, ...] = HOOKS,
+              ) -> dict[str, Any]:
+    ctx = context(deps, source="reconciler", event_id=event_id)
     policies = [p for p in deps.store.list_policies() if isinstance(p, ServicePolicy)]
     entries = reconcile_scaling(ctx, deps, [p for p in policies if p.spec.scaling is not None])
-    for hook in HOOKS:
+    for hook in hooks:
         entries += hook(ctx, deps, policies)
-    count_outcomes(entries, started)
+    count_outcomes(entries, ctx.started)
     return {"status": "ok", "policies": len(policies),
             "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
 
@@ -57,7 +58,7 @@ def reconcile_scaling(ctx: Context, deps: Dependencies, policies: list[ServicePo
     alarms = deps.alarms.describe_alarms(names) if names else {}
     in_alarm = [a for a in alarms.values() if a.state == "ALARM"]
     latest = deps.alarms.latest_values(in_alarm) if in_alarm else {}
-    views = _describe(deps, policies)
+    views = describe_policies(deps.ecs, policies)
     entries: list[AuditEntry] = []
     for policy in policies:
         scaling = policy.spec.scaling
@@ -109,14 +110,3 @@ def _repair_bounds(ctx: Context, policy: ServicePolicy, view: ServiceView) -> Au
 
     return act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger="reconcile: desired count out of bounds",
                event_key=None, decide=decide)
-
-
-def _describe(deps: Dependencies, policies: list[ServicePolicy]) -> dict[tuple[str, str], ServiceView]:
-    by_cluster: dict[str, list[str]] = defaultdict(list)
-    for p in policies:
-        by_cluster[p.metadata.cluster].append(p.metadata.service)
-    views: dict[tuple[str, str], ServiceView] = {}
-    for cluster, services in by_cluster.items():
-        for name, view in deps.ecs.describe_services(cluster, services).items():
-            views[(cluster, name)] = view
-    return views

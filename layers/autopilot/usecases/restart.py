@@ -17,43 +17,41 @@ A message that is not yet due (back-offs above SQS's 900 s) is queued again for 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pydantic import ValidationError
 
 from autopilot.decide.restarts import decide_launch_failed, decide_run, decide_started
-from autopilot.execute import RunTaskFailed
 from autopilot.models.actions import Decision
+from autopilot.models.audit import AuditEntry
+from autopilot.models.events import InvalidEvent
 from autopilot.models.healing_state import RestartMessage, RestartState
 from autopilot.models.policy import TaskPolicy, family_key
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
-from autopilot.store.table import AuditEntry
-from autopilot.usecases.observe import count_invalid, count_outcomes
-from autopilot.usecases.runner import Context, act, record
-from autopilot.wiring import Dependencies
+from autopilot.ports import Dependencies, RunTaskFailed
+from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 
 
 def parse_message(body: str) -> RestartMessage:
-    return RestartMessage.model_validate_json(body)
+    """The message body as a RestartMessage; anything else raises InvalidEvent with a one-line reason."""
+    try:
+        return RestartMessage.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidEvent(f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}") from None
 
 
 def handle_restart_message(body: str, deps: Dependencies, message_id: str = "-") -> dict[str, Any]:
     """One restart queue message. Raises only on errors worth a redelivery (store unreachable, ...)."""
-    started = time.perf_counter()
-    ctx = Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
-                  source="restarter", event_id=f"sqs:{message_id}")
-    try:
-        message = parse_message(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        reason = f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}"
-        count_invalid(reason)
-        record(ctx, target="-", trigger="invalid restart message", outcome="rejected:invalid-event", reason=reason)
-        return {"status": "rejected", "reason": reason}
+    opened = open_event(deps, body, source="restarter", what="restart message", parse=parse_message,
+                        event_id=f"sqs:{message_id}")
+    if isinstance(opened, Rejected):
+        return opened.response
+    ctx, message = opened
     entries = run_restart(ctx, message)
-    count_outcomes(entries, started)
+    count_outcomes(entries, ctx.started)
     for entry in entries:
         logger.info("decided", extra={"target": entry.target, "outcome": entry.outcome, "reason": entry.reason[:300]})
     return {"status": "ok", "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason}

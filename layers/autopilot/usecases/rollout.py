@@ -1,4 +1,4 @@
-"""RolloutFunction's use case, and the reconciler's rollback retries.
+"""RolloutFunction's use case (the reconciler's rollback retries: ``usecases.rollbacks``).
 
 An "ECS Deployment State Change" event takes one path: parse; find the service's policy (a DynamoDB
 read: an unmanaged service, or an old-format ARN without a cluster, is ignored with no AWS call);
@@ -12,23 +12,11 @@ under another id changes nothing either.
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from autopilot.decide.rollout import (
-    ObservedDeployment,
-    ServiceFacts,
-    decide_rollback_retry,
-    needs_describe,
-    on_completed,
-    on_failed,
-    on_in_progress,
-    rollback_due,
-)
+from autopilot.decide.rollout import ServiceFacts, needs_describe, on_completed, on_failed, on_in_progress
 from autopilot.models.actions import Decision
+from autopilot.models.audit import AuditEntry
 from autopilot.models.deployment_events import (
     COMPLETED,
     FAILED,
@@ -36,31 +24,24 @@ from autopilot.models.deployment_events import (
     DeploymentChange,
     parse_deployment_event,
 )
-from autopilot.models.events import InvalidEvent, parse_time
-from autopilot.models.policy import Rollout, ServicePolicy, TaskPolicy, effective_mode, service_key
+from autopilot.models.policy import Rollout, TaskPolicy, service_key
 from autopilot.models.rollout_state import RolloutState
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
-from autopilot.ports import EcsPort, ServiceView
-from autopilot.store.table import AuditEntry
-from autopilot.usecases.observe import count_invalid, count_outcomes
-from autopilot.usecases.runner import Context, act, record
-from autopilot.wiring import Dependencies
+from autopilot.ports import Dependencies, EcsPort
+from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.rollbacks import service_facts
+from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 
 
 def handle_deployment_event(event: Any, deps: Dependencies) -> dict[str, Any]:
     """Parse, then act; an invalid event is rejected (logged, counted, audited) with no AWS call."""
-    started = time.perf_counter()
-    ctx = Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
-                  source="rollout", event_id=str(event.get("id", "-")) if isinstance(event, dict) else "-")
-    try:
-        change = parse_deployment_event(event)
-    except InvalidEvent as exc:
-        count_invalid(str(exc))
-        record(ctx, target="-", trigger="invalid deployment event", outcome="rejected:invalid-event", reason=str(exc))
-        return {"status": "rejected", "reason": str(exc)}
+    opened = open_event(deps, event, source="rollout", what="deployment event", parse=parse_deployment_event)
+    if isinstance(opened, Rejected):
+        return opened.response
+    ctx, change = opened
     entry = apply_deployment_change(ctx, change, deps.ecs)
-    count_outcomes([entry], started)
+    count_outcomes([entry], ctx.started)
     return {"status": "ok", "event": change.event_name, "deployment": change.deployment_id,
             "outcomes": [{"target": entry.target, "outcome": entry.outcome, "reason": entry.reason}]}
 
@@ -113,79 +94,3 @@ def apply_deployment_change(ctx: Context, change: DeploymentChange, ecs: EcsPort
                 decide=decide)
     logger.info("decided", extra={"target": entry.target, "outcome": entry.outcome, "reason": entry.reason})
     return entry
-
-
-# ---------------------------------------------------------------------------- shared with alarm rules
-
-
-def service_facts(view: ServiceView | None) -> ServiceFacts | None:
-    """DescribeServices' view reduced to what rollout decisions use (timestamps parsed)."""
-    if view is None:
-        return None
-    return ServiceFacts(
-        running_task_definition=view.task_definition,
-        circuit_breaker_rollback=view.circuit_breaker_rollback,
-        deployments=tuple(
-            ObservedDeployment(id=d.id, task_definition=d.task_definition, status=d.status,
-                               rollout_state=d.rollout_state, created_at=_time(d.created_at),
-                               updated_at=_time(d.updated_at))
-            for d in view.deployments if d.id and d.task_definition
-        ),
-    )
-
-
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = parse_time(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
-# ---------------------------------------------------------------------------- reconciler hook
-
-
-def reconcile_rollbacks(ctx: Context, deps: Dependencies, policies: list[Any]) -> list[AuditEntry]:
-    """Retry rollbacks the service did not follow (UpdateService failed or was overwritten), bounded.
-
-    Costs one BatchGetItem per 100 policies when nothing is pending; DescribeServices only for services
-    with a rollback at least ``ROLLBACK_RETRY_AFTER`` old. Services whose effective mode is not
-    ``enforce`` are skipped (nothing was done there, so there is nothing to verify), as are paused ones.
-    """
-    managed = [p for p in policies if isinstance(p, ServicePolicy)
-               and effective_mode(ctx.global_mode, p.spec.mode) == "enforce"]
-    if not managed:
-        return []
-    snaps = ctx.store.load_states([p.key for p in managed])
-    due = [p for p in managed if not snaps[p.key].state.paused and rollback_due(snaps[p.key].state.rollout, ctx.now)]
-    if not due:
-        return []
-    by_cluster: dict[str, list[str]] = defaultdict(list)
-    for p in due:
-        by_cluster[p.metadata.cluster].append(p.metadata.service)
-    views: dict[tuple[str, str], ServiceView] = {}
-    for cluster, services in by_cluster.items():
-        for name, found in deps.ecs.describe_services(cluster, services).items():
-            views[(cluster, name)] = found
-    entries: list[AuditEntry] = []
-    for policy in due:
-        view = views.get((policy.metadata.cluster, policy.metadata.service))
-        try:
-            entries.append(act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger="reconcile: rollback check",
-                               event_key=None, decide=_retry(ctx, policy, view)))
-        except Exception:  # audited as failed by the runner, claim released: the next run tries again
-            logger.exception("rollback retry failed", extra={"target": policy.key})
-    return entries
-
-
-def _retry(ctx: Context, policy: ServicePolicy,
-           view: ServiceView | None) -> Callable[[Snapshot], tuple[Decision, ServiceState]]:
-    def decide(snap: Snapshot) -> tuple[Decision, ServiceState]:
-        decision, rollout = decide_rollback_retry(
-            cluster=policy.metadata.cluster, service=policy.metadata.service, rollout=snap.state.rollout,
-            running_task_definition=view.task_definition if view else None, now=ctx.now)
-        return decision, snap.state.model_copy(update={"rollout": rollout})
-
-    return decide

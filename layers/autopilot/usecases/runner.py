@@ -9,16 +9,20 @@ retried and, in the end, dead-lettered.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from autopilot.execute import Executor
 from autopilot.models.actions import Decision
+from autopilot.models.audit import AuditEntry
+from autopilot.models.events import InvalidEvent
 from autopilot.models.policy import effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
-from autopilot.store.table import AuditEntry, ConcurrentUpdate, StateTable
+from autopilot.ports import ConcurrentUpdate, Dependencies, ExecutorPort, StateStorePort
+from autopilot.usecases.observe import count_invalid
 
 MAX_ATTEMPTS = 5
 
@@ -29,12 +33,49 @@ Decide = Callable[[Snapshot], tuple[Decision, ServiceState]]
 class Context:
     """What one invocation shares across its decisions."""
 
-    store: StateTable
-    executor: Executor
+    store: StateStorePort
+    executor: ExecutorPort
     now: datetime
     global_mode: str
     source: str  # the function deciding: scaler, reconciler, ...
     event_id: str
+    started: float = field(default_factory=time.perf_counter)  # for the DecisionLatency metric
+
+
+def context(deps: Dependencies, *, source: str, event_id: str) -> Context:
+    """The context of one invocation: the time is read once, so every decision of it sees the same now."""
+    return Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
+                   source=source, event_id=event_id)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An event a use case refused to act on; ``response`` is what the handler answers."""
+
+    reason: str
+
+    @property
+    def response(self) -> dict[str, Any]:
+        return {"status": "rejected", "reason": self.reason}
+
+
+def open_event[Parsed](deps: Dependencies, event: Any, *, source: str, what: str, parse: Callable[[Any], Parsed],
+                       event_id: str | None = None) -> tuple[Context, Parsed] | Rejected:
+    """The opening every event-driven use case shares: a context, then ``parse``.
+
+    An event ``parse`` refuses (``InvalidEvent``) is rejected: one log line, one InvalidEvent metric, one
+    ``rejected:invalid-event`` audit record, and no AWS mutation. ``event_id`` defaults to the event's ``id``.
+    """
+    if event_id is None:
+        event_id = str(event.get("id", "-")) if isinstance(event, dict) else "-"
+    ctx = context(deps, source=source, event_id=event_id)
+    try:
+        return ctx, parse(event)
+    except InvalidEvent as exc:
+        reason = str(exc)
+        count_invalid(reason)
+        record(ctx, target="-", trigger=f"invalid {what}", outcome="rejected:invalid-event", reason=reason)
+        return Rejected(reason)
 
 
 def act(

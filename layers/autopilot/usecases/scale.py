@@ -2,36 +2,29 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from autopilot.decide.scaling import cooldown_precheck, decide_scaling
 from autopilot.models.actions import Decision
-from autopilot.models.events import AlarmChange, InvalidEvent, parse_alarm_event
+from autopilot.models.audit import AuditEntry
+from autopilot.models.events import AlarmChange, parse_alarm_event
 from autopilot.models.policy import ScalingRule, ServicePolicy
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
-from autopilot.ports import EcsPort, ServiceView
-from autopilot.store.table import AuditEntry
-from autopilot.usecases.observe import count_invalid, count_outcomes
-from autopilot.usecases.runner import Context, act, record
-from autopilot.wiring import Dependencies
+from autopilot.ports import Dependencies, EcsPort, ServiceView
+from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 
 
 def handle_alarm_event(event: Any, deps: Dependencies) -> dict[str, Any]:
     """Parse, then act; invalid events are rejected (logged, counted, audited) without any AWS mutation."""
-    started = time.perf_counter()
-    ctx = Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
-                  source="scaler", event_id=str(event.get("id", "-")) if isinstance(event, dict) else "-")
-    try:
-        change = parse_alarm_event(event)
-    except InvalidEvent as exc:
-        count_invalid(str(exc))
-        record(ctx, target="-", trigger="invalid alarm event", outcome="rejected:invalid-event", reason=str(exc))
-        return {"status": "rejected", "reason": str(exc)}
+    opened = open_event(deps, event, source="scaler", what="alarm event", parse=parse_alarm_event)
+    if isinstance(opened, Rejected):
+        return opened.response
+    ctx, change = opened
     ctx.event_id = change.event_id
     entries = apply_alarm_change(ctx, change, deps.ecs)
-    count_outcomes(entries, started)
+    count_outcomes(entries, ctx.started)
     return {"status": "ok", "alarm": change.alarm_name, "state": change.state,
             "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
 

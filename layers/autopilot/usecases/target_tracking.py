@@ -11,20 +11,19 @@ recommendation, which the stabilization window needs); every change, and every f
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 from autopilot.decide.target_tracking import align, datapoints_needed, decide_target_tracking
 from autopilot.models.actions import Decision
+from autopilot.models.audit import AuditEntry
 from autopilot.models.policy import MetricSpec, ServicePolicy, TargetTracking, effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
-from autopilot.ports import AlarmView, ServiceView
-from autopilot.store.table import AuditEntry
+from autopilot.ports import AlarmView, Dependencies, ServiceView
 from autopilot.usecases.runner import Context, act
-from autopilot.wiring import Dependencies
+from autopilot.usecases.services import describe_policies
 
 TRIGGER = "reconcile: targetTracking"
 STALE_PERIODS = 3  # a newest datapoint older than this many periods counts as missing data
@@ -111,7 +110,7 @@ def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[S
     if queries:
         series = cast(MetricSeriesPort, deps.alarms).metric_series(
             queries, ctx.now - timedelta(seconds=lookback), ctx.now)
-    views = _describe(deps, [p for p, _ in tracked])
+    views = describe_policies(deps.ecs, [p for p, _ in tracked])
     entries: list[AuditEntry] = []
     for policy, tts in tracked:
         datapoints = []
@@ -161,11 +160,3 @@ def _apply(ctx: Context, deps: Dependencies, policy: ServicePolicy, tts: list[Ta
     if entry.actions:
         logger.info("decided", extra={"target": entry.target, "outcome": entry.outcome, "reason": entry.reason})
     return entry
-
-
-def _describe(deps: Dependencies, policies: list[ServicePolicy]) -> dict[tuple[str, str], ServiceView]:
-    by_cluster: dict[str, list[str]] = defaultdict(list)
-    for p in policies:
-        by_cluster[p.metadata.cluster].append(p.metadata.service)
-    return {(cluster, name): view for cluster, services in by_cluster.items()
-            for name, view in deps.ecs.describe_services(cluster, services).items()}

@@ -29,9 +29,6 @@ then put this line at the top of your policy file:
 or map the schema to your policy files in the editor's settings ("yaml.schemas").
 """
 
-_THROTTLING = {"ThrottlingException", "Throttling", "ThrottledException", "RequestLimitExceeded",
-               "ProvisionedThroughputExceededException", "TooManyRequestsException", "RequestThrottled",
-               "RequestThrottledException", "SlowDown"}
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
            "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "InvalidSignatureException",
            "SignatureDoesNotMatch"}
@@ -177,7 +174,9 @@ def describe_error(exc: BaseException, args: Any = None) -> str:
         operation = getattr(exc, "operation_name", "the request")
         if code == "ResourceNotFoundException" and table:
             return f"table {table!r} not found{in_region} (check --table, AUTOPILOT_TABLE, --stack and --region)"
-        if code in _THROTTLING:
+        from autopilot.aws.errors import is_throttling  # botocore's own list of throttling codes
+
+        if is_throttling(response):
             return f"AWS is throttling {operation} ({code}) even after retries; wait a minute and try again"
         if code in _DENIED:
             return f"AWS refused {operation} ({code}): {message}"

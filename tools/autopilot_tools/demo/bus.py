@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from autopilot.aws.clients import client
-from autopilot.models.events import parse_time
 from autopilot_tools.localstack import LocalStack, rule_patterns
 
 
@@ -53,7 +53,7 @@ class EventRouter:
         """Put ``event`` on the default bus; the rules that matched it (each function at most once)."""
         entry = {
             "Source": event["source"], "DetailType": event["detail-type"], "Detail": json.dumps(event["detail"]),
-            "Resources": list(event.get("resources", [])), "Time": parse_time(event["time"]),
+            "Resources": list(event.get("resources", [])), "Time": datetime.fromisoformat(event["time"]),
         }
         response = client("events").put_events(Entries=[entry])
         if response.get("FailedEntryCount"):
