@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from autopilot.observability import logger, metrics
 from autopilot.usecases.reconcile import reconcile
 from autopilot.wiring import dependencies
+
+if TYPE_CHECKING:  # for the annotation only: the module is not loaded at run time
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @metrics.log_metrics

@@ -6,15 +6,17 @@ makes SQS redeliver the whole batch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from autopilot.observability import logger, metrics
 from autopilot.usecases.restart import handle_restart_message
 from autopilot.wiring import dependencies
+
+if TYPE_CHECKING:  # for the annotation only: the module is not loaded at run time
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -7,6 +7,7 @@ Only the handlers (``functions/*/app.py``) and the tooling import this module; u
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from autopilot.aws.cloudwatch import CloudWatchAlarms
@@ -19,22 +20,30 @@ from autopilot.ports import Dependencies, utcnow
 from autopilot.settings import Settings, settings
 from autopilot.store.table import StateTable
 
-__all__ = ["Dependencies", "build", "dependencies", "utcnow"]
+__all__ = ["AwsDependencies", "Dependencies", "build", "dependencies", "utcnow"]
 
 
-def build(config: Settings) -> Dependencies:
+@dataclass
+class AwsDependencies(Dependencies):
+    """The production dependencies: the store is the state table itself (tests, benchmarks and the demo also
+    write policies and read the history through it)."""
+
+    store: StateTable
+
+
+def build(config: Settings) -> AwsDependencies:
     ecs = Ecs()
     notifier = SnsNotifier(config.topic_arn)
     taskdefs = TaskDefinitions()
     executor = Executor(ecs, notifier, restart_queue=SqsRestartQueue(config.restart_queue_url))
     executor.register("derive-revision", derive_revision_handler(ecs, taskdefs))
-    return Dependencies(
+    return AwsDependencies(
         settings=config, store=StateTable(config.table), ecs=ecs, notifier=notifier,
         alarms=CloudWatchAlarms(), executor=executor, taskdefs=taskdefs,
     )
 
 
 @cache
-def dependencies() -> Dependencies:
+def dependencies() -> AwsDependencies:
     """This sandbox's dependencies (settings validated on first use: a bad deploy fails loudly)."""
     return build(settings())
