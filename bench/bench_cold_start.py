@@ -153,6 +153,11 @@ for name in {clients!r}:
 init = time.perf_counter() - t0
 import autopilot, copy, json
 result = {{"init": init, "library": autopilot.__file__}}
+if {snapstart!r}:  # what the SnapStart before-snapshot hook adds to the initialization
+    from autopilot.snapstart import warm_up
+    t1 = time.perf_counter()
+    warm_up({clients!r})
+    result["warm_up"] = time.perf_counter() - t1
 if {first_event!r}:
     from bench.fake_aws import FakeAws, LambdaContext
     with open({seed!r}) as f:
@@ -237,10 +242,10 @@ def fresh_event(name: str, build: Path) -> Path:
     return path
 
 
-def _function_program(name: str, clients: list[str], seed: Path, first_event: bool) -> str:
+def _function_program(name: str, clients: list[str], seed: Path, first_event: bool, snapstart: bool = False) -> str:
     event = seed.parent / f"bench-event-{name}.json"
     return FUNCTION_PROGRAM.format(app=str(ROOT / "functions" / name / "app.py"), clients=clients, seed=str(seed),
-                                   event=str(event), first_event=first_event, marker=MARKER)
+                                   event=str(event), first_event=first_event, snapstart=snapstart, marker=MARKER)
 
 
 def run(rounds: int = 5) -> dict[str, Any]:
@@ -260,6 +265,7 @@ def run(rounds: int = 5) -> dict[str, Any]:
     for name in FUNCTIONS:
         programs[f"{name}"] = (_function_program(name, clients[name], seed, True), layer)
         programs[f"{name}/sources"] = (_function_program(name, clients[name], seed, False), sources_only)
+        programs[f"{name}/snapstart"] = (_function_program(name, clients[name], seed, True, snapstart=True), layer)
         key = "boto3+" + ",".join(clients[name])
         programs.setdefault(key, (BOTO3_PROGRAM.format(clients=clients[name], marker=MARKER), None))
     for code, path in programs.values():  # warm-up: file system caches
@@ -278,6 +284,7 @@ def run(rounds: int = 5) -> dict[str, Any]:
         init = median_ms(name)
         one_time = round(statistics.median(s["first"] - s["again"] for s in samples[name]) * 1000, 1)
         sources = median_ms(f"{name}/sources")
+        snap = samples[f"{name}/snapstart"]
         per_function[name] = {
             "event": FUNCTIONS[name].event or "scheduled event", "what": FUNCTIONS[name].note,
             "clients": clients[name], "calls": discovered[name]["calls"], "answer": discovered[name]["answer"],
@@ -285,6 +292,9 @@ def run(rounds: int = 5) -> dict[str, Any]:
             "first_event_one_time_ms": one_time, "first_event_ms": median_ms(name, "first"),
             "again_ms": median_ms(name, "again"), "ratio_with_first_event": round((init + one_time) / base, 2),
             "without_bytecode_ms": sources, "ratio_without_bytecode": round(sources / base, 2),
+            "snapstart_snapshot_work_ms": round(statistics.median(s["init"] + s["warm_up"] for s in snap) * 1000, 1),
+            "snapstart_first_event_one_time_ms": round(statistics.median(s["first"] - s["again"] for s in snap) * 1000,
+                                                       1),
             "samples_ms": [round(s["init"] * 1000, 1) for s in samples[name]],
         }
     return {
@@ -296,12 +306,13 @@ def run(rounds: int = 5) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    rows = []
+    rows, snap = [], []
     for name, f in result["functions"].items():
         verdict = "yes" if f["ratio"] <= result["target_ratio"] else "**no**"
         rows.append(f"| {name} | {', '.join(f['clients'])} | {f['boto3_with_clients_ms']} | {f['function_ms']} | "
                     f"**{f['ratio']}** | {verdict} | {f['first_event_one_time_ms']} | {f['ratio_with_first_event']} | "
                     f"{f['without_bytecode_ms']} ({f['ratio_without_bytecode']}) |")
+        snap.append(f"| {name} | {f['snapstart_snapshot_work_ms']} | {f['snapstart_first_event_one_time_ms']} |")
     return "\n".join([
         f"Cold start per function (median of {result['rounds']} fresh interpreters, Python {result['python']}, "
         f"{result['machine']}, {result['cpus']} CPUs, load {result['load_average']}); `import boto3` alone: "
@@ -311,6 +322,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['target_ratio']} | first event, one-time ms | ratio with it | without bytecode ms (ratio) |",
         "|---|---|---:|---:|---:|---|---:|---:|---:|",
         *rows,
+        "",
+        "With SnapStart (what can be measured offline: the work that moves into the snapshot, and what the first",
+        "event after a restore still does once; not the restore itself, which only Lambda can time):",
+        "",
+        "| function | into the snapshot: import, deps, clients, warm-up ms | first event after restore, one-time ms |",
+        "|---|---:|---:|",
+        *snap,
     ])
 
 

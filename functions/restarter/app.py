@@ -12,11 +12,15 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from autopilot.observability import logger, metrics
+from autopilot.snapstart import prepare_snapshot
 from autopilot.usecases.restart import handle_restart_message
 from autopilot.wiring import dependencies
 
 if TYPE_CHECKING:  # for the annotation only: the module is not loaded at run time
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+# With SnapStart (template parameter): build these clients, the dependencies and the validators into the snapshot.
+prepare_snapshot(clients=("dynamodb", "ecs", "sns", "sqs"))
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -6,11 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from autopilot.idempotency import run_once
 from autopilot.observability import logger, metrics
+from autopilot.snapstart import prepare_snapshot
 from autopilot.usecases.rollout import handle_deployment_event
 from autopilot.wiring import dependencies
 
 if TYPE_CHECKING:  # for the annotation only: the module is not loaded at run time
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+# With SnapStart (template parameter): build these clients, the dependencies and the validators into the snapshot.
+prepare_snapshot(clients=("dynamodb", "ecs", "sns"))
 
 # EventBridge gives a redelivered event the same id; the use case also dedupes on the state change itself.
 EVENT_KEY = "id"

@@ -6,11 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from autopilot.idempotency import run_once
 from autopilot.observability import logger, metrics
+from autopilot.snapstart import prepare_snapshot
 from autopilot.usecases.scale import handle_alarm_event
 from autopilot.wiring import dependencies
 
 if TYPE_CHECKING:  # for the annotation only: the module is not loaded at run time
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+# With SnapStart (template parameter): build these clients, the dependencies and the validators into the snapshot.
+prepare_snapshot(clients=("dynamodb", "ecs", "sns"))
 
 # The state transition identifies the event, whichever form it came in and however often.
 EVENT_KEY = "[detail.alarmName, detail.state.value, detail.state.timestamp, " \

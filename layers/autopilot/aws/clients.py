@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -46,8 +47,26 @@ def reset_clients() -> None:
         _clients.clear()
 
 
+def refresh_after_restore() -> bool:
+    """After a SnapStart restore: keep the session and clients if their credentials refresh themselves (the
+    container provider SnapStart uses), else forget both, so credentials are resolved again on first use.
+    Returns whether they were kept."""
+    global _session
+    with _lock:
+        if _session is None:
+            return True
+        if isinstance(_session.get_credentials(), RefreshableCredentials):
+            return True
+        _session = None
+        _clients.clear()
+        return False
+
+
 class AwsAdapter:
-    """Base of the ports' AWS implementations: the boto3 client is injected, or created on first use."""
+    """Base of the ports' AWS implementations: the boto3 client is injected, or the shared one of the service.
+
+    The shared client is looked up on each use (a dict lookup), not kept: ``reset_clients`` and a SnapStart
+    restore may replace it."""
 
     service: ClassVar[str]
 
@@ -56,6 +75,4 @@ class AwsAdapter:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = client(self.service)
-        return self._client
+        return self._client if self._client is not None else client(self.service)

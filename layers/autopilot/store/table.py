@@ -62,11 +62,11 @@ class StateTable:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            from autopilot.aws.clients import client
+        if self._client is not None:
+            return self._client
+        from autopilot.aws.clients import client  # the shared one, looked up on each use (it may be replaced)
 
-            self._client = client("dynamodb")
-        return self._client
+        return client("dynamodb")
 
     # ---------------------------------------------------------------- policies
     def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = 5) -> str:
