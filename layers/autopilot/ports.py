@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
 if TYPE_CHECKING:  # types only: the models load with the use cases that need them
     from autopilot.models.actions import Action
     from autopilot.models.audit import AuditEntry
@@ -22,8 +20,12 @@ if TYPE_CHECKING:  # types only: the models load with the use cases that need th
     from autopilot.settings import Settings
 
 
-class Deployment(BaseModel):
-    model_config = ConfigDict(extra="ignore", defer_build=True)
+# Views of what AWS answered, reduced to what decisions use. Plain dataclasses: the adapters build them from
+# boto3's answers (already parsed and typed by botocore), nothing to validate, and no pydantic to import.
+
+
+@dataclass(kw_only=True)
+class Deployment:
     id: str
     status: str  # PRIMARY | ACTIVE | INACTIVE
     task_definition: str
@@ -32,10 +34,10 @@ class Deployment(BaseModel):
     updated_at: str | None = None
 
 
-class ServiceView(BaseModel):
+@dataclass(kw_only=True)
+class ServiceView:
     """What DescribeServices says about a service, reduced to what decisions use."""
 
-    model_config = ConfigDict(extra="ignore", defer_build=True)
     cluster: str
     service: str
     arn: str | None = None
@@ -44,27 +46,27 @@ class ServiceView(BaseModel):
     running_count: int = 0
     task_definition: str
     launch_type: str | None = None
-    capacity_provider_strategy: list[dict[str, Any]] = Field(default_factory=list)
-    deployments: list[Deployment] = Field(default_factory=list)
+    capacity_provider_strategy: list[dict[str, Any]] = field(default_factory=list)
+    deployments: list[Deployment] = field(default_factory=list)
     circuit_breaker_rollback: bool = False
 
 
-class AlarmView(BaseModel):
-    model_config = ConfigDict(extra="ignore", defer_build=True)
+@dataclass(kw_only=True)
+class AlarmView:
     name: str
     state: str
     state_reason_data: str | None = None
     state_updated: str | None = None
     threshold: float | None = None
-    metric_query: list[dict[str, Any]] = Field(default_factory=list)  # GetMetricData queries for the alarm's metric
+    metric_query: list[dict[str, Any]] = field(default_factory=list)  # GetMetricData queries for the alarm's metric
 
 
-class RunTaskResult(BaseModel):
+@dataclass(kw_only=True)
+class RunTaskResult:
     """RunTask's answer: the tasks started and the ``failures[]`` (capacity, placement) it reported."""
 
-    model_config = ConfigDict(extra="ignore", defer_build=True)
-    task_arns: list[str] = Field(default_factory=list)
-    failures: list[dict[str, Any]] = Field(default_factory=list)
+    task_arns: list[str] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
 
 class EcsPort(Protocol):
@@ -87,17 +89,17 @@ class RestartQueuePort(Protocol):
     def send(self, body: dict[str, Any], delay_seconds: int, dedup_id: str) -> None: ...
 
 
-class DescribedTaskDefinition(BaseModel):
+@dataclass(kw_only=True)
+class DescribedTaskDefinition:
     """DescribeTaskDefinition's answer with include=['TAGS']: the task definition as AWS returned it."""
-    model_config = ConfigDict(defer_build=True)
 
     task_definition: dict[str, Any]
-    tags: list[dict[str, str]] = Field(default_factory=list)
+    tags: list[dict[str, str]] = field(default_factory=list)
 
 
-class DerivedLookup(BaseModel):
+@dataclass(kw_only=True)
+class DerivedLookup:
     """Result of looking for an already-registered derived revision (and what the look-up cost)."""
-    model_config = ConfigDict(defer_build=True)
 
     arn: str | None
     describe_calls: int = 0

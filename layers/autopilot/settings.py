@@ -1,27 +1,34 @@
-"""Environment configuration, validated once at handler entry (a bad deploy fails loudly and early)."""
+"""Environment configuration, validated once at handler entry (a bad deploy fails loudly and early).
+
+A plain dataclass: five environment variables need no pydantic, and a function's start need not load it.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+Mode = Literal["enforce", "dry-run", "off"]
+MODES: tuple[Mode, ...] = ("enforce", "dry-run", "off")
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
-    table: str = Field(min_length=1)
+@dataclass
+class Settings:
+    table: str
     topic_arn: str | None = None
     restart_queue_url: str | None = None
-    mode: Literal["enforce", "dry-run", "off"] = "enforce"
-    managed_clusters: list[str] = Field(default_factory=list)
+    mode: Mode = "enforce"
+    managed_clusters: list[str] = field(default_factory=list)
 
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _mode(cls, value: object) -> object:
-        return (value or "enforce").strip().lower() if isinstance(value, str) else value
+    def __post_init__(self) -> None:
+        if not isinstance(self.table, str) or not self.table:
+            raise ValueError("table: the state table's name (AUTOPILOT_TABLE) is empty")
+        mode = (self.mode or "enforce").strip().lower() if isinstance(self.mode, str) else self.mode
+        if mode not in MODES:
+            raise ValueError(f"mode: {self.mode!r} is not one of {', '.join(MODES)} (AUTOPILOT_MODE)")
+        self.mode = cast(Mode, mode)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -32,10 +39,10 @@ class Settings(BaseModel):
                 table=env.get("AUTOPILOT_TABLE", ""),
                 topic_arn=env.get("AUTOPILOT_TOPIC_ARN") or None,
                 restart_queue_url=env.get("AUTOPILOT_RESTART_QUEUE_URL") or None,
-                mode=env.get("AUTOPILOT_MODE", "enforce"),
+                mode=cast(Mode, env.get("AUTOPILOT_MODE", "enforce")),
                 managed_clusters=clusters,
             )
-        except ValidationError as exc:
+        except ValueError as exc:
             raise RuntimeError(f"invalid ecs-autopilot environment: {exc}") from None
 
 

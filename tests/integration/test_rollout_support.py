@@ -8,6 +8,7 @@ DescribeServices reports are simulated.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,20 +152,20 @@ class DeployingEcs:
     def start(self, task_definition: str, at: datetime | None = None, rollout_state: str = "IN_PROGRESS") -> str:
         self.counter += 1
         moment = (at or self.clock()).isoformat()
-        self.deployments = [d.model_copy(update={"status": "ACTIVE"}) for d in self.deployments]
+        self.deployments = [replace(d, status="ACTIVE") for d in self.deployments]
         deployment = Deployment(id=f"ecs-svc/{self.counter:019d}", status="PRIMARY", task_definition=task_definition,
                                 rollout_state=rollout_state, created_at=moment, updated_at=moment)
         self.deployments.insert(0, deployment)
         return deployment.id
 
     def finish(self, deployment_id: str, state: str = "COMPLETED") -> None:
-        self.deployments = [d.model_copy(update={"rollout_state": state}) if d.id == deployment_id else d
+        self.deployments = [replace(d, rollout_state=state) if d.id == deployment_id else d
                             for d in self.deployments]
 
     def describe_services(self, cluster: str, services: list[str]) -> dict[str, ServiceView]:
         views = self.inner.describe_services(cluster, services)
-        return {name: view.model_copy(update={"deployments": list(self.deployments),
-                                              "circuit_breaker_rollback": self.circuit_breaker_rollback})
+        return {name: replace(view, deployments=list(self.deployments),
+                              circuit_breaker_rollback=self.circuit_breaker_rollback)
                 for name, view in views.items()}
 
     def set_desired_count(self, cluster: str, service: str, desired: int) -> None:

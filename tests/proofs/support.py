@@ -27,7 +27,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from io import BytesIO
 from typing import Any
@@ -470,7 +470,7 @@ class SampleDeployments:
         ]
 
     def describe_services(self, cluster: str, services: list[str]) -> dict[str, ServiceView]:
-        return {name: view.model_copy(update={"deployments": list(self.deployments)})
+        return {name: replace(view, deployments=list(self.deployments))
                 for name, view in self.inner.describe_services(cluster, services).items()}
 
     def set_desired_count(self, cluster: str, service: str, desired: int) -> None:
