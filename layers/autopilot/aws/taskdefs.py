@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from autopilot.aws.clients import AwsAdapter
-from autopilot.decide.taskdef import is_derivation, revision_number
 from autopilot.ports import DerivedLookup, DescribedTaskDefinition
 
 FIND_NEWEST = 10  # ListTaskDefinitions page asked for
@@ -36,6 +35,8 @@ class TaskDefinitions(AwsAdapter):
 
     def find_derived(self, family: str, derivation_id: str, newer_than: int | None) -> DerivedLookup:
         """The ACTIVE revision of ``family`` registered for ``derivation_id``, looking at the newest few."""
+        from autopilot.decide.taskdef import is_derivation, revision_number  # only functions that derive load it
+
         response = self.client.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC",
                                                      maxResults=FIND_NEWEST)
         arns = [str(a) for a in response.get("taskDefinitionArns") or []]

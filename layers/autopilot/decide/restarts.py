@@ -24,9 +24,8 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autopilot.decide.classify import Classification, StopKind
 from autopilot.models.actions import Decision, EnqueueRestart, Notify, RunTask
 from autopilot.models.healing_state import (
     MAX_ATTEMPTS_KEPT,
@@ -37,7 +36,10 @@ from autopilot.models.healing_state import (
     RestartState,
 )
 from autopilot.models.policy import Restart, TaskPolicy
-from autopilot.models.task_events import TaskStop
+
+if TYPE_CHECKING:  # the restarter decides on queued messages only: it never loads task events
+    from autopilot.decide.classify import Classification
+    from autopilot.models.task_events import TaskStop
 
 STARTED_BY_PREFIX = "autopilot/"
 TAG_LINEAGE = "autopilot:lineage"
@@ -206,6 +208,8 @@ def _queue(*, policy: TaskPolicy, lineage: Lineage, request: dict[str, Any], why
 def decide_task_stop(*, task: TaskStop, cls: Classification, policy: TaskPolicy, state: RestartState,
                      now: datetime) -> tuple[Decision, RestartState]:
     """A standalone task of a managed family stopped: re-run it, give up, or note that it finished."""
+    from autopilot.decide.classify import StopKind
+
     cluster, family = policy.metadata.cluster, policy.metadata.family
     known = lineage_of(task)
     lineage_id = known or new_lineage_id(task)
