@@ -25,6 +25,7 @@ from tests.conftest import load_handler, published, variant
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "policies.yaml"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+MOTO_IDENTITY = "arn:aws:sts::123456789012:user/moto"  # what moto's STS GetCallerIdentity answers
 
 WEB = """\
 apiVersion: autopilot/v1
@@ -133,10 +134,30 @@ def test_validate_missing_file_and_json(cli: Run, tmp_path: Path) -> None:
     assert {p["target"] for p in result["policies"]} == {"prod/web", "prod/api", "prod/worker", "batch/nightly-etl"}
 
 
-def test_validate_empty_file_warns(cli: Run, write) -> None:
+def test_validate_empty_file_is_an_error_unless_allowed(cli: Run, write) -> None:
     empty = write("empty.yaml", "# nothing yet\n")
-    assert cli("validate", empty) == 0
-    assert cli.lines == [f"ok: {empty} (0 policies)"] and "contains no policies" in cli.err
+    assert cli("validate", empty) == 1
+    assert cli.lines == [f"{empty}: contains no policies (pass --allow-empty if that is intended)"]
+    assert cli("validate", "--allow-empty", empty) == 0
+    assert cli.lines == [f"ok: {empty} (0 policies)"]
+
+
+def test_validate_reports_field_and_cross_field_errors_together(cli: Run, write) -> None:
+    """minTasks > maxTasks no longer hides a repeated alarm, and the repeat is located at its own line."""
+    bad = write("bad.yaml", WEB.replace("minTasks: 2", "minTasks: 50").replace("maxTasks: 40", 'maxTasks: "40"')
+                .replace("[web-5xx-high]", "[web-5xx-high, web-cpu-low]"))
+    assert cli("validate", bad) == 1
+    assert cli.lines == [
+        f"{bad}: document 1: spec.scaling.maxTasks: must be a whole number, not the string '40' "
+        "(write it without quotes: 40) (line 7)",
+        f"{bad}: document 1: spec.rollout.rollbackAlarms[1]: alarm 'web-cpu-low' is already used at "
+        "spec.scaling.rules[1].alarm: each alarm may appear once per policy (rules, rollbackAlarms and recycleAlarms "
+        "together) (line 18)",
+    ]
+    bad = write("bad2.yaml", WEB.replace("minTasks: 2", "minTasks: 50")
+                .replace("[web-5xx-high]", "[web-5xx-high, web-cpu-low]"))
+    assert cli("validate", bad) == 1
+    assert [line.split(": ", 3)[2] for line in cli.lines] == ["spec.scaling", "spec.rollout.rollbackAlarms[1]"]
 
 
 def test_schema_validates_what_the_model_validates(cli: Run) -> None:
@@ -241,6 +262,101 @@ def test_apply_example_file(cli: Run, store: StateTable) -> None:
     assert {p.key for p in store.policies_for_alarm("jobs-backlog-high")} == {"SVC#prod#worker"}
 
 
+def test_apply_and_delete_are_audited_with_who_and_what_changed(cli: Run, write, store: StateTable) -> None:
+    path = write("p.yaml", WEB)
+    assert cli("apply", path) == 0
+    assert cli("apply", path) == 0  # unchanged: nothing written, nothing audited
+    assert cli("apply", write("q.yaml", WEB.replace("maxTasks: 40", "maxTasks: 20"))) == 0
+    assert cli("delete", "--cluster", "prod", "--service", "web") == 0
+    now = datetime.now(UTC)
+    entries = store.history(cluster="prod", service="web", since=now - timedelta(hours=1),
+                            now=now + timedelta(minutes=1))
+    assert [e.outcome for e in entries] == ["policy:deleted", "policy:updated", "policy:created"]
+    deleted, updated, created = entries
+    assert all(e.actor == MOTO_IDENTITY and e.source == "cli" and e.target == "SVC#prod#web" for e in entries)
+    assert updated.changes == ["spec.scaling.maxTasks: 40 -> 20"]
+    assert updated.reason == f"updated by {MOTO_IDENTITY} with autopilot apply {path.with_name('q.yaml')}"
+    assert created.trigger == "autopilot apply" and deleted.trigger == "autopilot delete"
+    assert "spec.scaling.minTasks: (added) 2" in created.changes
+    assert "spec.scaling.maxTasks: 20 -> (removed)" in deleted.changes  # what the deleted policy said
+    assert deleted.reason == (f"deleted by {MOTO_IDENTITY} with autopilot delete --cluster prod --service web")
+
+
+def test_history_shows_policy_changes_beside_decisions(cli: Run, write, store: StateTable) -> None:
+    assert cli("apply", write("p.yaml", WEB + "---\n" + ETL)) == 0
+    changed = write("q.yaml", WEB.replace("maxTasks: 40", "maxTasks: 20")
+                    .replace("scaleOutCooldownSeconds: 60", "scaleOutCooldownSeconds: 90"))
+    assert cli("apply", changed) == 0
+    now = datetime.now(UTC)
+    store.audit(AuditEntry(at=now, target="SVC#prod#web", event_id="e1", source="scaler",
+                           trigger="alarm web-cpu-high -> ALARM", outcome="scale-out", reason="step +1",
+                           calls=["ecs:UpdateService"]))
+    assert cli("history", "--cluster", "prod", "--service", "web") == 0
+    outcomes = [line.split("  ")[2] for line in cli.lines]
+    assert outcomes == ["scale-out", "policy:updated", "policy:created"]
+    assert cli.lines[1].endswith(f"policy:updated  updated by {MOTO_IDENTITY} with autopilot apply "
+                                 f"{changed}: spec.scaling.maxTasks: 40 -> 20; "
+                                 "spec.scaling.scaleOutCooldownSeconds: 60 -> 90  calls: -")
+    assert "... " in cli.lines[2] and "more (--json shows all)" in cli.lines[2]
+    assert cli("history", "--cluster", "batch") == 0
+    assert [line.split("  ")[1:3] for line in cli.lines] == [["batch/nightly-etl (task)", "policy:created"]]
+    assert cli("history", "--json", "--cluster", "prod", "--service", "web") == 0
+    changes = json.loads(cli.out)[1]["changes"]
+    assert changes == ["spec.scaling.maxTasks: 40 -> 20", "spec.scaling.scaleOutCooldownSeconds: 60 -> 90"]
+
+
+def test_without_an_aws_identity_the_os_user_is_recorded(cli: Run, write, store: StateTable,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from botocore.exceptions import EndpointConnectionError
+
+    def unreachable(self: Any, operation: str, params: Any) -> Any:
+        if operation == "GetCallerIdentity":
+            raise EndpointConnectionError(endpoint_url="https://sts.us-east-1.amazonaws.com")
+        return real(self, operation, params)
+
+    from botocore.client import BaseClient
+
+    real = BaseClient._make_api_call
+    monkeypatch.setattr(BaseClient, "_make_api_call", unreachable)
+    monkeypatch.setattr(getpass, "getuser", lambda: "alice")
+    commands.who.cache_clear()
+    try:
+        assert cli("apply", write("p.yaml", ETL)) == 0
+    finally:
+        commands.who.cache_clear()
+    [entry] = store.history(cluster="batch", service="nightly-etl", since=datetime.now(UTC) - timedelta(hours=1))
+    assert entry.actor == "alice (OS user)" and entry.reason.startswith("created by alice (OS user) with")
+
+
+def test_a_concurrent_change_makes_delete_retry_and_audit_what_it_deleted(
+        cli: Run, write, store: StateTable, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delete is conditional on the document it read: a concurrent apply cannot leave alarm entries behind."""
+    assert cli("apply", write("p.yaml", WEB)) == 0
+    import yaml
+
+    changed = ServicePolicy.model_validate(yaml.safe_load(WEB.replace("web-cpu-low", "web-slow")))
+    real_get = store.client.get_item
+    raced: list[bool] = []
+
+    def get_then_race(**kwargs: Any) -> Any:
+        found = real_get(**kwargs)
+        if kwargs["Key"]["SK"]["S"] == "POLICY" and not raced:
+            raced.append(True)
+            store.put_policy(changed, datetime.now(UTC))  # someone else applies between our read and delete
+        return found
+
+    monkeypatch.setattr(store.client, "get_item", get_then_race)
+    assert store.delete_policy("SVC#prod#web", audit=lambda old: commands._policy_change(
+        "SVC#prod#web", "delete", None, old, "me")) is True
+    assert store.get_policy("SVC#prod#web") is None
+    assert store.policies_for_alarm("web-slow") == [] and store.policies_for_alarm("web-cpu-high") == []
+    [entry] = [e for e in store.history(cluster="prod", service="web", since=datetime.now(UTC) - timedelta(hours=1))
+               if e.outcome == "policy:deleted"]
+    assert 'spec.scaling.rules[1].alarm: "web-slow" -> (removed)' in entry.changes
+
+
 # ------------------------------------------------------------------------------------ delete
 def test_delete_removes_policy_and_alarm_entries(cli: Run, write, store: StateTable) -> None:
     assert cli("apply", write("p.yaml", WEB + "---\n" + ETL)) == 0
@@ -318,8 +434,9 @@ def test_pause_is_audited_and_idempotent(cli: Run, write, store: StateTable) -> 
     now = datetime.now(UTC)
     entries = store.history(cluster="batch", service="nightly-etl", since=now - timedelta(hours=1),
                             now=now + timedelta(minutes=1))
-    assert [e.outcome for e in entries] == ["operator:resumed", "operator:paused"]
-    assert all(e.source == "cli" and e.calls == [] for e in entries)
+    assert [e.outcome for e in entries] == ["operator:resumed", "operator:paused", "policy:created"]
+    assert all(e.source == "cli" and e.calls == [] and e.actor == MOTO_IDENTITY for e in entries)
+    assert entries[1].reason == f"paused by {MOTO_IDENTITY} with autopilot pause"
 
 
 def test_pause_keeps_the_rest_of_the_state(cli: Run, write, store: StateTable) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -58,6 +58,8 @@ class AuditEntry(BaseModel):
     actions: list[dict[str, Any]] = Field(default_factory=list)
     calls: list[str] = Field(default_factory=list)  # AWS calls made (or, in dry-run, that would have been)
     error: str | None = None
+    actor: str | None = None  # who, for operator actions (apply, delete, pause, resume): an AWS identity ARN
+    changes: list[str] = Field(default_factory=list)  # what an operator action changed: "field: old -> new"
 
     @property
     def cluster_service(self) -> tuple[str, str]:
@@ -71,6 +73,11 @@ def _epoch(moment: datetime) -> int:
 
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
+
+
+# Builds the audit entry of a policy change from the stored document it replaces (None: there was none), so
+# the entry describes exactly what the conditional write replaced, and lands in the same transaction.
+PolicyAudit = Callable[[dict[str, Any] | None], AuditEntry]
 
 
 class StateTable:
@@ -89,20 +96,23 @@ class StateTable:
         return self._client
 
     # ---------------------------------------------------------------- policies
-    def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = 5) -> str:
+    def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = 5,
+                   audit: PolicyAudit | None = None) -> str:
         """Store a policy and its alarm index entries in one transaction. Returns created|updated|unchanged.
 
         The policy write is conditional on the document that was read, so two concurrent applies cannot
         interleave and leave an alarm index entry of the older document behind (the loser retries).
+        ``audit`` (given the replaced document) adds an audit record to the same transaction; an unchanged
+        policy writes nothing, so it records nothing.
         """
         for _attempt in range(attempts):
             try:
-                return self._put_policy_once(policy, now)
+                return self._put_policy_once(policy, now, audit)
             except ConcurrentUpdate:
                 continue
         raise ConcurrentUpdate(f"{policy.key}: policy kept changing for {attempts} attempts")
 
-    def _put_policy_once(self, policy: ServicePolicy | TaskPolicy, now: datetime) -> str:
+    def _put_policy_once(self, policy: ServicePolicy | TaskPolicy, now: datetime, audit: PolicyAudit | None) -> str:
         document = policy.model_dump_json(exclude_none=True)
         current = self.client.get_item(TableName=self.name, Key=self._key(policy.key, "POLICY"), ConsistentRead=True)
         old_item = current.get("Item")
@@ -126,8 +136,13 @@ class StateTable:
                 **self._key(f"ALARM#{alarm}", policy.key), "doc": _s(document)}}})
         for alarm in sorted(old_alarms - new_alarms):
             writes.append({"Delete": {"TableName": self.name, "Key": self._key(f"ALARM#{alarm}", policy.key)}})
-        if len(writes) > 100:  # TransactWriteItems takes at most 100 items: 1 policy + 99 alarm entries
-            raise ValueError(f"{policy.key}: a policy may name at most 99 alarms (this one changes {len(writes) - 1})")
+        if audit is not None:
+            entry = audit(json.loads(old_item["doc"]["S"]) if old_item else None)
+            writes.append({"Put": {"TableName": self.name, "Item": self._audit_item(entry)}})
+        if len(writes) > 100:  # TransactWriteItems takes at most 100 items: policy, alarm entries, audit record
+            limit = 99 - (audit is not None)
+            raise ValueError(f"{policy.key}: one apply may change at most {limit} alarm index entries "
+                             f"(this one changes {len(writes) - 1 - (audit is not None)})")
         try:
             self.client.transact_write_items(TransactItems=writes)
         except self.client.exceptions.TransactionCanceledException as exc:
@@ -141,16 +156,37 @@ class StateTable:
         item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
         return _policy_adapter().validate_json(item["doc"]["S"]) if item else None
 
-    def delete_policy(self, key: str) -> bool:
-        item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
-        if not item:
-            return False
-        alarms = json.loads(item["alarms"]["S"]) if "alarms" in item else []
-        writes = [{"Delete": {"TableName": self.name, "Key": self._key(key, "POLICY")}}]
-        writes += [{"Delete": {"TableName": self.name, "Key": self._key(f"ALARM#{a}", key)}} for a in alarms]
-        for start in range(0, len(writes), 100):
-            self.client.transact_write_items(TransactItems=writes[start:start + 100])
-        return True
+    def delete_policy(self, key: str, audit: PolicyAudit | None = None, attempts: int = 5) -> bool:
+        """Remove a policy and its alarm index entries; False if there is none.
+
+        The delete is conditional on the document that was read (a concurrent apply makes it retry), so the
+        alarm entries removed are that document's and ``audit`` (given it) records what was really deleted,
+        in the same transaction as the policy itself.
+        """
+        for _attempt in range(attempts):
+            item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"),
+                                        ConsistentRead=True).get("Item")
+            if not item:
+                return False
+            alarms = json.loads(item["alarms"]["S"]) if "alarms" in item else []
+            writes: list[dict[str, Any]] = [{"Delete": {
+                "TableName": self.name, "Key": self._key(key, "POLICY"),
+                "ConditionExpression": "doc = :old", "ExpressionAttributeValues": {":old": item["doc"]}}}]
+            if audit is not None:
+                entry = audit(json.loads(item["doc"]["S"]))
+                writes.append({"Put": {"TableName": self.name, "Item": self._audit_item(entry)}})
+            writes += [{"Delete": {"TableName": self.name, "Key": self._key(f"ALARM#{a}", key)}} for a in alarms]
+            try:
+                self.client.transact_write_items(TransactItems=writes[:100])
+            except self.client.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    continue
+                raise
+            for start in range(100, len(writes), 100):  # left-over alarm entries of a policy naming 99+ alarms
+                self.client.transact_write_items(TransactItems=writes[start:start + 100])
+            return True
+        raise ConcurrentUpdate(f"{key}: policy kept changing for {attempts} attempts")
 
     def list_policies(self) -> list[ServicePolicy | TaskPolicy]:
         """Every stored policy (GSI1, eventually consistent: fine for the reconciler and the CLI)."""

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "one line per error: 'FILE: document D: FIELD: REASON'. Exit 1 on any error.")
     p.add_argument("files", nargs="+", metavar="FILE", help="policy YAML file ('-' reads standard input)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _allow_empty(p)
     p.set_defaults(handler=commands.cmd_validate)
 
     p = sub.add_parser("schema", help="print the policy JSON Schema (for editors)", description=SCHEMA_HELP,
@@ -79,9 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("apply", parents=[table], help="validate policy files, then store them",
                        description="Validate every document, then store each policy; nothing is stored if any "
-                                   "document is invalid. Prints created, updated (with what changed) or unchanged.")
+                                   "document is invalid. Prints created, updated (with what changed) or unchanged. "
+                                   "Every change goes into the audit trail (who, when, which fields): "
+                                   "autopilot history shows it.")
     p.add_argument("files", nargs="+", metavar="FILE", help="policy YAML file ('-' reads standard input)")
     p.add_argument("--dry-run", action="store_true", help="show what would change without storing anything")
+    _allow_empty(p)
     p.set_defaults(handler=commands.cmd_apply)
 
     p = sub.add_parser("get", parents=[table], help="show stored policies and their state (LKG, holds, cooldowns)")
@@ -89,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print policies and full state as JSON")
     p.set_defaults(handler=commands.cmd_get)
 
-    p = sub.add_parser("delete", parents=[table], help="remove a policy (autopilot stops acting on it)")
+    p = sub.add_parser("delete", parents=[table], help="remove a policy (autopilot stops acting on it)",
+                       description="Remove a policy; the audit trail records who removed it and what it said.")
     _target_options(p, required=True)
     p.set_defaults(handler=commands.cmd_delete)
 
@@ -114,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, spec in external.EXTERNAL_COMMANDS.items():  # dispatched before parsing; listed for --help
         sub.add_parser(name, help=spec.help, add_help=False)
     return parser
+
+
+def _allow_empty(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="accept a file without any policy (by default that is an error: a truncated file or "
+                             "the wrong path)")
 
 
 def _positive(text: str) -> int:
