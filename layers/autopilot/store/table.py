@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from autopilot.models.policy import Policy, ServicePolicy, TaskPolicy
 from autopilot.models.state import ServiceState, Snapshot
+from autopilot.models.state_budget import fit
 
 AUDIT_TTL = timedelta(days=90)
 
@@ -65,6 +66,24 @@ class AuditEntry(BaseModel):
     def cluster_service(self) -> tuple[str, str]:
         parts = self.target.split("#")
         return (parts[1], parts[2]) if len(parts) == 3 else ("-", "-")
+
+
+AUDIT_BUDGET_BYTES = 100_000
+
+
+def _bounded_doc(entry: AuditEntry) -> str:
+    """The audit document within its byte budget: oversized action bodies are summarised, texts cut."""
+    doc = entry.model_dump_json()
+    if len(doc.encode()) <= AUDIT_BUDGET_BYTES:
+        return doc
+    summary = [{"kind": a.get("kind", "?"), "truncated": True} for a in entry.actions]
+    short = entry.model_copy(update={"actions": summary, "reason": entry.reason[:2000],
+                                     "trigger": entry.trigger[:500], "calls": entry.calls[:100]})
+    return short.model_dump_json()
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _epoch(moment: datetime) -> int:
@@ -224,8 +243,15 @@ class StateTable:
         """Write ``state`` if the stored version is still ``expected_version``; returns the new version.
 
         Audit entries given here are written in the same transaction, so a decision and its record
-        land together or not at all. Raises ConcurrentUpdate when someone else wrote first.
+        land together or not at all. Raises ConcurrentUpdate when someone else wrote first. The document
+        is fitted to its byte budget first (models/state_budget.py): an item over DynamoDB's 400 KB could
+        never be written again; StateTooLarge is raised if even the current state cannot fit.
         """
+        state, pruned = fit(state)
+        if pruned:
+            from autopilot.observability import logger
+
+            logger.warning("state over its byte budget: older history dropped", extra={"key": key, "pruned": pruned})
         new_version = expected_version + 1
         # Identifies this write: when AWS applied it but the answer was lost (a timeout), botocore's retry
         # fails the condition on our own write; the token tells it apart from a concurrent one.
@@ -274,8 +300,10 @@ class StateTable:
     def history(self, *, cluster: str | None = None, service: str | None = None, since: datetime | None = None,
                 now: datetime | None = None, limit: int = 200) -> list[AuditEntry]:
         """Audit entries, newest first. With cluster and service: that service's partition; else by day."""
-        now = now or datetime.now(UTC)
-        since = since or now - timedelta(days=1)
+        # Sort keys are UTC ISO strings: compare in UTC, whatever offset the caller's times carry (a naive
+        # time is taken as UTC).
+        now = _utc(now or datetime.now(UTC))
+        since = _utc(since or now - timedelta(days=1))
         entries: list[AuditEntry] = []
         if cluster and service:
             items = self._query(KeyConditionExpression="PK = :p AND SK >= :s", ScanIndexForward=False,
@@ -305,7 +333,7 @@ class StateTable:
         return {
             "PK": _s(f"AUDIT#{target}"), "SK": _s(sort_key),
             "GSI1PK": _s(f"AUDIT#{at.date().isoformat()}"), "GSI1SK": _s(sort_key),
-            "doc": _s(entry.model_dump_json()), "expiration": {"N": str(_epoch(at + AUDIT_TTL))},
+            "doc": _s(_bounded_doc(entry)), "expiration": {"N": str(_epoch(at + AUDIT_TTL))},
         }
 
     @staticmethod
