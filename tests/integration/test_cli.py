@@ -305,6 +305,19 @@ def test_history_shows_policy_changes_beside_decisions(cli: Run, write, store: S
     assert changes == ["spec.scaling.maxTasks: 40 -> 20", "spec.scaling.scaleOutCooldownSeconds: 60 -> 90"]
 
 
+def test_a_huge_policy_change_is_audited_within_the_item_budget(cli: Run, write, store: StateTable) -> None:
+    from autopilot.store.table import AUDIT_BUDGET_BYTES
+
+    dims = ", ".join(f"d{i}: {'x' * 1000}" for i in range(30))
+    rules = "".join(f"      - targetTracking: {{metric: {{namespace: N, name: m{r}, dimensions: {{{dims}}}}}, "
+                    f"targetValue: 50}}\n" for r in range(8))
+    text = WEB[: WEB.index("    rules:")] + "    rules:\n" + rules
+    assert cli("apply", write("huge.yaml", text)) == 0
+    [entry] = store.history(cluster="prod", service="web", since=datetime.now(UTC) - timedelta(hours=1))
+    assert entry.outcome == "policy:created" and len(entry.model_dump_json()) <= AUDIT_BUDGET_BYTES
+    assert entry.changes[-1].startswith("... and ") and entry.changes[-1].endswith(" more changes")
+
+
 def test_without_an_aws_identity_the_os_user_is_recorded(cli: Run, write, store: StateTable,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import getpass

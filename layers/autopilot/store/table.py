@@ -77,8 +77,12 @@ def _bounded_doc(entry: AuditEntry) -> str:
     if len(doc.encode()) <= AUDIT_BUDGET_BYTES:
         return doc
     summary = [{"kind": a.get("kind", "?"), "truncated": True} for a in entry.actions]
+    changes = [c[:500] for c in entry.changes[:100]]
+    if len(entry.changes) > 100:
+        changes.append(f"... and {len(entry.changes) - 100} more changes")
     short = entry.model_copy(update={"actions": summary, "reason": entry.reason[:2000],
-                                     "trigger": entry.trigger[:500], "calls": entry.calls[:100]})
+                                     "trigger": entry.trigger[:500], "calls": entry.calls[:100],
+                                     "changes": changes})
     return short.model_dump_json()
 
 
