@@ -297,7 +297,8 @@ def test_history_shows_policy_changes_beside_decisions(cli: Run, write, store: S
     assert cli.lines[1].endswith(f"policy:updated  updated by {MOTO_IDENTITY} with autopilot apply "
                                  f"{changed}: spec.scaling.maxTasks: 40 -> 20; "
                                  "spec.scaling.scaleOutCooldownSeconds: 60 -> 90  calls: -")
-    assert "... " in cli.lines[2] and "more (--json shows all)" in cli.lines[2]
+    assert cli.lines[2].endswith(f"policy:created  created by {MOTO_IDENTITY} with autopilot apply "
+                                 f"{changed.with_name('p.yaml')} (24 fields: --json shows them)  calls: -")
     assert cli("history", "--cluster", "batch") == 0
     assert [line.split("  ")[1:3] for line in cli.lines] == [["batch/nightly-etl (task)", "policy:created"]]
     assert cli("history", "--json", "--cluster", "prod", "--service", "web") == 0
@@ -600,7 +601,7 @@ def test_botocore_errors_in_one_line() -> None:
 
     assert describe_error(ParamValidationError(report="Invalid length for parameter TableName\nvalue: x")) == (
         "invalid request: Parameter validation failed: Invalid length for parameter TableName value: x")
-    assert describe_error(NoRegionError()) == "no AWS region configured: pass --region or set AWS_REGION"
+    assert describe_error(NoRegionError()).startswith("no AWS region configured: pass --region, set AWS_REGION")
     assert describe_error(EndpointConnectionError(endpoint_url="https://dynamodb.x")).startswith(
         "cannot reach AWS (EndpointConnectionError): Could not connect to the endpoint URL")
 
@@ -635,6 +636,55 @@ def test_region_option(cli: Run, env: dict[str, str]) -> None:
     assert "not found in region eu-west-1" in cli.err
     assert os.environ["AWS_DEFAULT_REGION"] == "us-east-1"  # restored for whatever runs next
     assert cli("get") == 0
+
+
+def _table_in(region: str, name: str) -> None:
+    import boto3
+
+    boto3.client("dynamodb", region_name=region).create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("PK", "SK", "GSI1PK", "GSI1SK")],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{"IndexName": "GSI1", "Projection": {"ProjectionType": "ALL"}, "KeySchema": [
+            {"AttributeName": "GSI1PK", "KeyType": "HASH"}, {"AttributeName": "GSI1SK", "KeyType": "RANGE"}]}])
+
+
+@pytest.mark.parametrize(("region_option", "aws_region", "aws_default_region", "used"), [
+    (None, "eu-west-1", "us-east-1", "eu-west-1"),           # AWS_REGION wins over AWS_DEFAULT_REGION (AWS CLI v2)
+    (None, None, "ap-southeast-2", "ap-southeast-2"),       # AWS_DEFAULT_REGION alone, as boto3 reads it
+    ("ap-southeast-2", "eu-west-1", "us-east-1", "ap-southeast-2"),  # --region wins over both
+])
+def test_region_precedence_is_the_aws_clis(cli: Run, aws: None, monkeypatch: pytest.MonkeyPatch,
+                                            region_option: str | None, aws_region: str | None,
+                                            aws_default_region: str, used: str) -> None:
+    for region in ("eu-west-1", "ap-southeast-2", "us-east-1"):
+        _table_in(region, f"state-{region}")
+    if aws_region is None:
+        monkeypatch.delenv("AWS_REGION")
+    else:
+        monkeypatch.setenv("AWS_REGION", aws_region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", aws_default_region)
+    region = ["--region", region_option] if region_option else []
+    assert cli("get", "--table", f"state-{used}", *region) == 0, cli.err
+    for other in {"eu-west-1", "ap-southeast-2", "us-east-1"} - {used}:
+        assert cli("get", "--table", f"state-{other}", *region) == 1
+        assert cli.err.strip().endswith(f"table 'state-{other}' not found in region {used} (check --table, "
+                                        "AUTOPILOT_TABLE, --stack and --region)")
+    assert os.environ["AWS_DEFAULT_REGION"] == aws_default_region  # restored for whatever runs next
+    assert os.environ.get("AWS_REGION") == aws_region
+
+
+def test_aws_region_alone_is_enough(tmp_path: Path) -> None:
+    """`AWS_REGION=eu-west-1 autopilot get` no longer says "no AWS region configured" (it now needs credentials)."""
+    result = _run_cli(["get", "--table", "t"], tmp_path, AWS_REGION="eu-west-1")
+    assert result.returncode == 1 and "no usable AWS credentials" in result.stderr, result.stderr
+
+
+def test_the_profile_region_is_used_last(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-central-1\n")
+    result = _run_cli(["get", "--table", "t"], tmp_path, AWS_CONFIG_FILE=str(config))
+    assert result.returncode == 1 and "no usable AWS credentials" in result.stderr, result.stderr
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -676,8 +726,8 @@ def test_unexpected_errors_are_one_line(cli: Run, env: dict[str, str], monkeypat
 def _run_cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The installed entry point's code in a clean process: no credentials, no region, no metadata service."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("AUTOPILOT_")}
-    clean.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-                 AWS_EC2_METADATA_DISABLED="true", **env)
+    clean.update({"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                  "AWS_EC2_METADATA_DISABLED": "true", **env})
     return subprocess.run([sys.executable, "-m", "autopilot_tools.cli.main", *args], capture_output=True, text=True,
                           env=clean, timeout=60, check=False)
 
@@ -688,8 +738,9 @@ def test_missing_credentials_and_region(tmp_path: Path) -> None:
     assert result.stderr == ("autopilot: error: no usable AWS credentials: configure a profile (AWS_PROFILE, aws "
                              "configure / aws sso login) or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n")
     result = _run_cli(["get", "--table", "t"], tmp_path)
-    assert (result.returncode, result.stderr) == (1, "autopilot: error: no AWS region configured: pass --region "
-                                                     "or set AWS_REGION\n")
+    assert (result.returncode, result.stderr) == (1, "autopilot: error: no AWS region configured: pass --region, "
+                                                     "set AWS_REGION (or AWS_DEFAULT_REGION), or set region in your "
+                                                     "AWS profile (aws configure)\n")
 
 
 # ------------------------------------------------------------------------------------ usage, external commands
@@ -704,7 +755,8 @@ def test_external_commands_are_registered() -> None:
     assert table == {"demo": ("autopilot_tools.demo.cli", "run"),
                      "backtest": ("autopilot_tools.backtest.cli", "run_backtest"),
                      "recommend": ("autopilot_tools.backtest.cli", "run_recommend"),
-                     "dlq": ("autopilot_tools.dlq.cli", "run")}
+                     "dlq": ("autopilot_tools.dlq.cli", "run"),
+                     "local": ("autopilot_tools.local", "run")}
 
 
 def test_external_command_gets_the_remaining_arguments(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -755,5 +807,6 @@ def test_demo_without_moto_says_what_to_install() -> None:
 
 def test_help_lists_external_commands(cli: Run) -> None:
     assert cli("--help") == 0
-    for name in ("validate", "schema", "apply", "get", "delete", "pause", "resume", "history", "demo", "backtest"):
+    for name in ("validate", "schema", "apply", "get", "delete", "pause", "resume", "history", "demo", "backtest",
+                 "local"):
         assert f"    {name} " in cli.out

@@ -247,3 +247,32 @@ def test_samconfig_deploys_the_stack() -> None:
     overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"].split())
     assert set(overrides) <= set(TEMPLATE["Parameters"]), "overrides must name template parameters"
     assert "region" not in deploy, "the region comes from the user's AWS configuration"
+
+
+def _make_dry_run(*args: str, **env: str) -> list[str]:
+    """The commands ``make -n`` would run (nothing is executed), with the given environment."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION", "REGION")}
+    done = subprocess.run(["make", "-n", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_make_deploy_guided_builds_then_deploys_guided() -> None:
+    """`sam` lives in .venv-sam, not on PATH: the first, guided deploy has its own target, next to `make deploy`."""
+    lines = _make_dry_run("deploy-guided")
+    builds = [n for n, line in enumerate(lines) if " build " in line and ".venv-sam/bin/sam" in line]
+    deploys = [n for n, line in enumerate(lines) if line.endswith(".venv-sam/bin/sam deploy --guided ")
+               or line.endswith(".venv-sam/bin/sam deploy --guided")]
+    assert builds and deploys and builds[0] < deploys[0], lines
+    assert any(line.rstrip().endswith(".venv-sam/bin/sam deploy") for line in _make_dry_run("deploy"))
+
+
+def test_make_deploy_honours_aws_region_as_the_aws_cli_does() -> None:
+    """SAM CLI ignores AWS_REGION; make passes it on as --region (and REGION= overrides it)."""
+    assert _make_dry_run("deploy", AWS_REGION="eu-west-1")[-1].endswith("sam deploy --region eu-west-1")
+    assert _make_dry_run("deploy-guided", AWS_REGION="eu-west-1")[-1].endswith(
+        "sam deploy --guided --region eu-west-1")
+    assert _make_dry_run("deploy", "REGION=ap-south-1", AWS_REGION="eu-west-1")[-1].endswith(
+        "sam deploy --region ap-south-1")
+    assert "--region" not in _make_dry_run("deploy", AWS_DEFAULT_REGION="eu-west-1")[-1], "sam reads that one itself"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -46,7 +46,8 @@ def _table_options() -> argparse.ArgumentParser:
     group.add_argument("--stack", default=os.environ.get("AUTOPILOT_STACK") or DEFAULT_STACK,
                        help=f"the deployed CloudFormation stack to find the table in (default: $AUTOPILOT_STACK "
                             f"or {DEFAULT_STACK})")
-    group.add_argument("--region", help="AWS region (default: the usual AWS configuration)")
+    group.add_argument("--region", help="AWS region (default, as the AWS CLI: $AWS_REGION, then $AWS_DEFAULT_REGION, "
+                                        "then the profile's region)")
     return parent
 
 
@@ -137,10 +138,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def chosen_region(explicit: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The region a command uses, in the AWS CLI v2's order: --region, then AWS_REGION, then (left to botocore)
+    AWS_DEFAULT_REGION and the profile's region. boto3 alone ignores AWS_REGION; the AWS CLI and the Lambda
+    runtime set and honour it, so users expect it to work."""
+    environ = os.environ if environ is None else environ
+    return explicit or environ.get("AWS_REGION") or None
+
+
 @contextmanager
 def _region(region: str | None) -> Iterator[None]:
-    """Use ``region`` for this command's AWS clients (boto3 reads AWS_DEFAULT_REGION)."""
-    if not region:
+    """Use ``region`` for this command's AWS clients (boto3 reads AWS_DEFAULT_REGION); restored afterwards."""
+    already = os.environ.get("AWS_DEFAULT_REGION") == region and os.environ.get("AWS_REGION") in (None, region)
+    if not region or already:  # nothing to change: boto3 picks this region anyway
         yield
         return
     from autopilot.aws.clients import reset_clients
@@ -169,7 +179,8 @@ def describe_error(exc: BaseException, args: Any = None) -> str:
         return ("no usable AWS credentials: configure a profile (AWS_PROFILE, aws configure / aws sso login) "
                 "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     if name == "NoRegionError":
-        return "no AWS region configured: pass --region or set AWS_REGION"
+        return ("no AWS region configured: pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), or set region "
+                "in your AWS profile (aws configure)")
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
         return f"cannot reach AWS ({name}): {exc}"
     if name == "TokenRetrievalError" or name.startswith("SSOToken"):
@@ -207,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code (the console script exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in external.EXTERNAL_COMMANDS:
-        return _guarded(lambda: external.run(argv[0], argv[1:]), None)
+        def run_external() -> int:
+            with _region(chosen_region(None)):
+                return external.run(argv[0], argv[1:])
+
+        return _guarded(run_external, None)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -219,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def run() -> int:
-        with _region(getattr(args, "region", None)):
+        with _region(chosen_region(getattr(args, "region", None))):
             return int(handler(args))
 
     return _guarded(run, args)

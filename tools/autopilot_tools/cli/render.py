@@ -257,7 +257,9 @@ def history_line(entry: Any) -> str:
     error = f" error: {entry.error}" if entry.error else ""
     reason = " ".join(str(entry.reason).split())
     changes = list(getattr(entry, "changes", None) or [])
-    if changes:
+    if changes and entry.outcome in ("policy:created", "policy:deleted"):  # every field: not worth a line
+        reason += f" ({len(changes)} fields: --json shows them)"
+    elif changes:
         shown = changes[:MAX_HISTORY_CHANGES]
         if len(changes) > MAX_HISTORY_CHANGES:
             shown.append(f"... {len(changes) - MAX_HISTORY_CHANGES} more (--json shows all)")
