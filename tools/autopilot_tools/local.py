@@ -30,7 +30,7 @@ from autopilot_tools.demo.emulator import REGION, Emulator, emulator_missing, pr
 from autopilot_tools.localstack import LocalStack, create_stack, load_template
 
 # Dummy credentials: the emulator accepts any; real ones must never be sent to it (nor these to AWS).
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}  # nosec B105
 READY = "ready: Ctrl-C stops the emulator (everything in it is lost)"
 
 
