@@ -287,7 +287,8 @@ def test_concurrency_limits_default_works_in_a_new_account() -> None:
     assert reserved > 0
     description = " ".join(param["Description"].split())
     assert f"{reserved} executions in total" in description and f"at least {reserved + 100}" in description
-    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `ConcurrencyLimits`"))
+    readme = (ROOT / "README.md").read_text().splitlines()
+    row = next(line for line in readme if line.startswith("| `ConcurrencyLimits`"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == "`disabled`", row
     assert f"{reserved} in total" in cells[2] and f"at least {reserved + 100}" in cells[2], row
