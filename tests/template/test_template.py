@@ -151,8 +151,9 @@ def log_group_of(function: str) -> tuple[str, dict[str, Any]]:
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_function_logs_to_its_own_log_group_with_retention(function: str) -> None:
     """The stack creates the group before the function can run: no race with Lambda creating its default group."""
-    _, group = log_group_of(function)
+    logical, group = log_group_of(function)
     assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert RESOURCES[logical].get("UpdateReplacePolicy") == "Retain", "a renamed group keeps its logs"
     assert prop(function, "LoggingConfig")["LogFormat"] == "JSON"
     name = group["LogGroupName"]["Fn::Sub"]
     assert name.startswith("/aws/lambda/${AWS::StackName}/"), "stack-scoped: two stacks in one account do not clash"
