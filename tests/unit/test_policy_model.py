@@ -363,3 +363,29 @@ def test_models_built_in_code_are_checked_too() -> None:
     with pytest.raises(ValidationError, match="steps leave a gap"):
         ScalingRule(alarm="a", steps=[Step(lowerBound=0, upperBound=1, adjustment=1),
                                       Step(lowerBound=2, adjustment=1)])
+
+
+def test_custom_error_types_survive_beside_cross_field_problems() -> None:
+    """A validator raising its own error type (pydantic-core cannot rebuild it by name) keeps its words."""
+    from pydantic import field_validator
+    from pydantic_core import PydanticCustomError
+
+    from autopilot.models.policy import StrictModel
+
+    class Probe(StrictModel):
+        a: int
+        b: int
+
+        @field_validator("a")
+        @classmethod
+        def _custom(cls, value: int) -> int:
+            raise PydanticCustomError("probe_type", "a is never right ({value})", {"value": value})
+
+        @classmethod
+        def _problems(cls, data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+            return [(("b",), "b disagrees with a")]
+
+    with pytest.raises(ValidationError) as raised:
+        Probe.model_validate({"a": 1, "b": 2})
+    assert [(e["loc"], e["type"], e["msg"]) for e in raised.value.errors()] == [
+        (("a",), "probe_type", "a is never right (1)"), (("b",), "value_error", "Value error, b disagrees with a")]
