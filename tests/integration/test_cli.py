@@ -142,6 +142,15 @@ def test_validate_empty_file_is_an_error_unless_allowed(cli: Run, write) -> None
     assert cli.lines == [f"ok: {empty} (0 policies)"]
 
 
+def test_apply_of_an_empty_file_is_an_error_unless_allowed(cli: Run, write, store: StateTable) -> None:
+    empty = write("empty.yaml", "---\n# nothing yet\n")
+    assert cli("apply", empty) == 1
+    assert cli.err.splitlines() == [f"{empty}: contains no policies (pass --allow-empty if that is intended)",
+                                    "autopilot: nothing was applied: fix the errors above first"]
+    assert cli("apply", "--allow-empty", empty) == 0
+    assert cli.lines == [f"nothing to apply: no policies in {empty}"]
+
+
 def test_validate_reports_field_and_cross_field_errors_together(cli: Run, write) -> None:
     """minTasks > maxTasks no longer hides a repeated alarm, and the repeat is located at its own line."""
     bad = write("bad.yaml", WEB.replace("minTasks: 2", "minTasks: 50").replace("maxTasks: 40", 'maxTasks: "40"')
