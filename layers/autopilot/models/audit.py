@@ -23,6 +23,8 @@ class AuditEntry(BaseModel):
     actions: list[dict[str, Any]] = Field(default_factory=list)
     calls: list[str] = Field(default_factory=list)  # AWS calls made (or, in dry-run, that would have been)
     error: str | None = None
+    actor: str | None = None  # who, for operator actions (apply, delete, pause, resume): an AWS identity ARN
+    changes: list[str] = Field(default_factory=list)  # what an operator action changed: "field: old -> new"
 
     @property
     def cluster_service(self) -> tuple[str, str]:

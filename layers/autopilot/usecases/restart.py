@@ -28,6 +28,7 @@ from autopilot.models.events import InvalidEvent
 from autopilot.models.healing_state import RestartMessage, RestartState
 from autopilot.models.policy import TaskPolicy, family_key
 from autopilot.models.state import ServiceState, Snapshot
+from autopilot.models.validation import first_error
 from autopilot.observability import logger
 from autopilot.ports import Dependencies, RunTaskFailed
 from autopilot.usecases.observe import count_outcomes
@@ -39,8 +40,7 @@ def parse_message(body: str) -> RestartMessage:
     try:
         return RestartMessage.model_validate_json(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidEvent(f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}") from None
+        raise InvalidEvent(first_error(exc, whole="body")) from None
 
 
 def handle_restart_message(body: str, deps: Dependencies, message_id: str = "-") -> dict[str, Any]:
