@@ -39,6 +39,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "EcsAutopilot", "POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_TRACE_DISABLED": "true",
     "AWS_LAMBDA_FUNCTION_NAME": "bench-function", "PYTHONDONTWRITEBYTECODE": "1",
 }
+# The functions' own environment from template.yaml (PYDANTIC_DISABLE_PLUGINS, ...), added in run().
 
 RECONCILE_EVENT = {"version": "0", "id": "bench-reconcile-0001", "detail-type": "Scheduled Event",
                    "source": "aws.scheduler", "account": "123456789012", "time": "2026-11-26T12:00:00Z",
@@ -193,8 +195,19 @@ print({marker!r} + '{{"init": %r}}' % (time.perf_counter() - t0))
 """
 
 
+@cache
+def template_environment() -> dict[str, str]:
+    """The literal environment variables template.yaml gives every function (not the resource references)."""
+    from autopilot_tools.localstack import load_template
+
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    return {name: str(value) for name, value in variables.items() if isinstance(value, str)}
+
+
 def _sample(code: str, pythonpath: Path | None) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AUTOPILOT_", "POWERTOOLS_", "PYTHON"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "AUTOPILOT_", "POWERTOOLS_", "PYTHON", "PYDANTIC_"))}
+    env.update(template_environment())
     env.update(ENV)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)

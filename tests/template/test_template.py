@@ -206,7 +206,8 @@ def sqs_sources() -> list[tuple[str, str, dict[str, Any]]]:
     for logical, resource in RESOURCES.items():
         if resource["Type"] == "AWS::Lambda::EventSourceMapping":
             props = resource["Properties"]
-            found.append((props["FunctionName"]["Ref"], props["EventSourceArn"]["Fn::GetAtt"][0], props))
+            function = props["FunctionName"]["Ref"].removesuffix(".Alias")  # the live alias (test_snapstart.py)
+            found.append((function, props["EventSourceArn"]["Fn::GetAtt"][0], props))
     return found
 
 
