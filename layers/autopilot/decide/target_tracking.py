@@ -64,6 +64,7 @@ class Memory(NamedTuple):
     changes: tuple[tuple[datetime, int], ...] = ()  # desired-count changes made by the rules, for rate limits
     running_seen: tuple[datetime, int] | None = None  # the running count of the previous evaluation
     loads: Mapping[str, Loads] = {}  # per robust rule: the window of loads in tasks at the target (never mutated)
+    scales: Mapping[str, float] = {}  # per predictive rule: the forecast's calibration
 
 
 class Forecast(Protocol):
@@ -314,12 +315,16 @@ class RobustReading(NamedTuple):
     recommendation: int
     window: Loads
     note: str
-    predicted: float | None  # the forecast's load (tasks at the target) within one task start, when used
+    predicted: float | None  # the forecast's need (tasks at the target) within one task start, when used
+    scale: float | None = None  # the forecast's calibration (load in tasks per unit of forecast demand)
+
+
+CALIBRATION_MINUTES = 60  # the forecast's calibration follows the rule's loads with this time constant
 
 
 def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: datetime, base: int, desired: int,
                 now: datetime, changes: Sequence[tuple[datetime, int]], trend_value: float | None = None,
-                forecast: Forecast | None = None) -> RobustReading:
+                forecast: Forecast | None = None, scale: float | None = None) -> RobustReading:
     """One robust rule's reading (``sizing: robust``), before bounds, limits and cooldowns.
 
     The load is the newest datapoint in tasks at the target (metric x tasks that produced it / target),
@@ -329,15 +334,19 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
     ``scaleOutNoiseDeviations`` noise deviations beyond it (not noise); sized on the newest load.
     Scale-in: to what the ``scaleInPercentile`` of the window needs, only when that clears one task fewer
     by ``scaleInHysteresis`` noise deviations, and not within ``holdAfterScaleOutSeconds`` of a scale-out.
-    A usable forecast raises the count when the demand it predicts within one task start (calibrated on
-    the window) is beyond the band, and scale-in never goes below it.
+    A usable forecast (predictive rules) gives a need: its peak demand within one task start, calibrated
+    to the rule's loads (``scale``: a running mean of load / forecast over about an hour, so the load
+    metric's unit and the forecast's level error cancel) plus the same noise headroom the percentile
+    keeps. Beyond the band it scales out ahead of the demand; scale-in never goes below it; it never
+    lowers the count by itself.
     """
     horizon = stamp - _span(tt.window_seconds)
     kept = [p for p in window if p[0] > horizon]
     if newest is None:
-        return RobustReading("missing", desired, tuple(kept), "", None)
+        return RobustReading("missing", desired, tuple(kept), "", None, scale)
     load = newest * base / tt.targetValue
-    if not kept or kept[-1][0] < stamp:
+    fresh = not kept or kept[-1][0] < stamp
+    if fresh:
         kept.append((stamp, load))
     elif kept[-1][0] == stamp:
         kept[-1] = (stamp, load)  # the same datapoint again (CloudWatch was late): counted once
@@ -347,7 +356,7 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
     if trend_value is not None and trend_value > newest:
         out_load = trend_value * base / tt.targetValue
     band = desired * (1 + tt.tolerance)
-    predicted = _predicted(tt, forecast, kept, now)
+    predicted, scale = _predicted(tt, forecast, kept, now, scale, spread, fresh)
     if out_load > band + _EPS:
         count = tt.out_datapoints
         recent = values[-count:]
@@ -359,18 +368,18 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
         if (sustained or sudden) and wanted > desired:
             why = "sustained" if sustained else f"beyond {tt.out_noise_deviations:g} noise deviations"
             return RobustReading("out", wanted, tuple(kept), f"load {out_load:.3g} tasks > band {band:.3g}: {why}",
-                                 predicted)
+                                 predicted, scale)
         if wanted > desired and not (predicted is not None and predicted > band + _EPS):
             return RobustReading("out-unconfirmed", wanted, tuple(kept),
-                                 f"load {out_load:.3g} tasks > band {band:.3g}, not yet sustained", predicted)
+                                 f"load {out_load:.3g} tasks > band {band:.3g}, not yet sustained", predicted, scale)
     if predicted is not None and predicted > band + _EPS and _tasks(predicted) > desired:
         return RobustReading("out", _tasks(predicted), tuple(kept),
-                             f"the forecast needs {predicted:.3g} tasks within one task start", predicted)
+                             f"the forecast needs {predicted:.3g} tasks within one task start", predicted, scale)
     held = tt.hold_after_out
     if held and any(c > 0 and at > now - _span(held) for at, c in changes):
-        return RobustReading("steady", desired, tuple(kept), f"held {held}s after a scale-out", predicted)
+        return RobustReading("steady", desired, tuple(kept), f"held {held}s after a scale-out", predicted, scale)
     if len(values) < 3:
-        return RobustReading("steady", desired, tuple(kept), "window still filling", predicted)
+        return RobustReading("steady", desired, tuple(kept), "window still filling", predicted, scale)
     level = percentile(values, tt.in_percentile)
     target = _tasks(level)
     floor = _tasks(predicted) if predicted is not None else 0
@@ -380,31 +389,33 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
     if (target < desired and level <= desired - 1 - margin + _EPS
             and (tt.scaleInTolerance is None or level < desired * (1 - tt.scaleInTolerance) - _EPS)):
         return RobustReading("in", target, tuple(kept),
-                             f"p{tt.in_percentile:g} of the last {tt.window_seconds}s is {level:.3g} tasks", predicted)
+                             f"p{tt.in_percentile:g} of the last {tt.window_seconds}s is {level:.3g} tasks", predicted,
+                             scale)
     verdict = "within-tolerance" if load >= desired * (1 - tt.tolerance) - _EPS else "steady"
-    return RobustReading(verdict, desired, tuple(kept), "", predicted)
+    return RobustReading(verdict, desired, tuple(kept), "", predicted, scale)
 
 
 def _predicted(tt: TargetTracking, forecast: Forecast | None, window: Sequence[tuple[datetime, float]],
-               now: datetime) -> float | None:
-    """The forecast's peak load within one task start, in tasks at the target: the forecast's shape
-    calibrated on the window (the median of load / forecast over it), so its unit and any level error
-    cancel. None without a usable forecast or a calibration."""
-    if forecast is None or tt.predictive is None or forecast.usable(now) is not None:
-        return None
-    ratios = []
-    for at, value in window:
+               now: datetime, scale: float | None, spread: float, fresh: bool) -> tuple[float | None, float | None]:
+    """(the forecast's need in tasks, the updated calibration); the need is None without a usable
+    forecast or a calibration (the calibration is kept while the forecast is unusable)."""
+    if forecast is None or tt.predictive is None:
+        return None, None
+    if fresh and window:
+        at, value = window[-1]
         expected = forecast.at(at)
         if expected > 0:
-            ratios.append(value / expected)
-    if len(ratios) < 3:
-        return None
-    ratios.sort()
-    scale = ratios[len(ratios) // 2]
-    lead = tt.predictive.taskStartSeconds
-    steps = max(1, lead // 60)
+            ratio = value / expected
+            if scale is None:
+                ratios = sorted(v / e for v, e in ((v, forecast.at(a)) for a, v in window) if e > 0)
+                scale = ratios[len(ratios) // 2] if len(ratios) >= 3 else None
+            else:  # a running mean; one burst moves it at most by 3x its weight
+                scale += (min(ratio, 3 * scale) - scale) / CALIBRATION_MINUTES
+    if scale is None or forecast.usable(now) is not None:
+        return None, scale
+    steps = max(1, tt.predictive.taskStartSeconds // 60)
     peak = max(forecast.at(now + _span(60 * k)) for k in range(steps + 1))
-    return scale * peak
+    return scale * peak + tt.in_z * spread, scale
 
 
 def evaluate(
@@ -449,6 +460,7 @@ def evaluate(
             changes = tuple(c for c in changes if c[0] > horizon)
     peaks = dict(memory.peaks)
     loads = dict(memory.loads)
+    scales = dict(memory.scales)
     high = scaling.maxTasks
     readings: list[Reading] = []
     for index, (tt, datapoints) in enumerate(zip(rules, series, strict=True)):
@@ -464,8 +476,10 @@ def evaluate(
             latest = datapoints[0] if datapoints else None
             stamp = (stamps[index] if stamps else None) or now - _span(period)
             robust = read_robust(tt, loads.get(tt.key, ()), latest, stamp, base, desired, now, changes, forecast,
-                                 forecasts[index] if forecasts else None)
+                                 forecasts[index] if forecasts else None, scales.get(tt.key))
             loads[tt.key] = robust.window
+            if robust.scale is not None:
+                scales[tt.key] = robust.scale
             proposal, note = desired, robust.note
             if robust.verdict == "out":
                 limit = rate_limit(1, tt.scaleOutPolicies, tt.scaleOutSelectPolicy, desired, changes, now)
@@ -507,7 +521,7 @@ def evaluate(
                         f"is {stabilized} tasks")
         stood_in = forecast if forecast is not None and latest is not None and forecast > latest else None
         readings.append(Reading(tt.key, latest, verdict, rec, proposal, base, note, stood_in))
-    new_memory = Memory(peaks, changes, (now, running), loads)
+    new_memory = Memory(peaks, changes, (now, running), loads, scales)
     return _combine(tuple(readings), scaling, new_memory, cooldowns, desired, now, scale_in_blocked)
 
 
@@ -618,7 +632,8 @@ def memory_from_state(state: TargetTrackingState) -> Memory:
     return Memory(peaks={k: tuple((at, n) for at, n in v) for k, v in state.peaks.items()},
                   changes=tuple((at, c) for at, c in state.changes),
                   running_seen=(running[0], running[1]) if running else None,
-                  loads={k: tuple((at, x) for at, x in v) for k, v in state.loads.items()})
+                  loads={k: tuple((at, x) for at, x in v) for k, v in state.loads.items()},
+                  scales=dict(state.scales))
 
 
 def memory_to_state(memory: Memory, rules: Sequence[TargetTracking]) -> TargetTrackingState:
@@ -627,7 +642,8 @@ def memory_to_state(memory: Memory, rules: Sequence[TargetTracking]) -> TargetTr
     return TargetTrackingState(peaks={k: list(v) for k, v in memory.peaks.items() if k in keys},
                                changes=list(memory.changes), running_seen=memory.running_seen,
                                loads={k: [(at, round(x, 4)) for at, x in v] for k, v in memory.loads.items()
-                                      if k in keys})
+                                      if k in keys},
+                               scales={k: v for k, v in memory.scales.items() if k in keys})
 
 
 def decide_target_tracking(

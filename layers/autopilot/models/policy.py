@@ -187,6 +187,13 @@ class TargetTracking(StrictModel):
     def in_percentile(self) -> float:
         return 80.0 if self.scaleInPercentile is None else self.scaleInPercentile
 
+    @cached_property
+    def in_z(self) -> float:
+        """The normal quantile of ``scaleInPercentile``: the noise headroom (in deviations) it keeps."""
+        from statistics import NormalDist
+
+        return NormalDist().inv_cdf(min(self.in_percentile, 99.9) / 100)
+
     @property
     def in_hysteresis(self) -> float:
         return 0.5 if self.scaleInHysteresis is None else self.scaleInHysteresis

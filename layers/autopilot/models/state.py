@@ -39,6 +39,7 @@ class TargetTrackingState(StateModel):
     # Robust rules (sizing: robust): per rule key, the window of loads in tasks at the target,
     # ``[datapoint time, load]`` oldest first (15 minutes by default: ~15 pairs).
     loads: dict[str, list[tuple[datetime, float]]] = Field(default_factory=dict)
+    scales: dict[str, float] = Field(default_factory=dict)  # predictive rules: the forecast's calibration
 
 
 class ServiceState(StateModel):

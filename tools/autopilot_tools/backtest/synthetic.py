@@ -87,7 +87,7 @@ def _bursts(rng: random.Random, days: int) -> list[tuple[int, float, int]]:
 
 def generate(name: str, seed: int = 1) -> Trace:
     """One of ``NAMES``, seeded."""
-    rng = random.Random(f"{name}:{seed}")  # noqa: S311  # nosec B311: seeded test data, not security
+    rng = random.Random(f"{name}:{seed}")  # noqa: S311  # seeded demand, not for security  # nosec B311
     if name == "daily-low":
         values = _series(28, lambda t: 105 * daily_curve(t), poisson, rng)
     elif name == "daily-high":
