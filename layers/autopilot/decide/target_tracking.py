@@ -627,6 +627,18 @@ def align(points: Sequence[tuple[datetime, float]], now: datetime, period_second
     return [by_slot.get(i) for i in range(count)]
 
 
+def newest_stamp(points: Sequence[tuple[datetime, float]], now: datetime, period_seconds: int,
+                 max_stale_periods: int = 3) -> datetime | None:
+    """The start of the period ``align`` takes its newest datapoint from (None: missing data): a robust
+    rule counts a datapoint it sees twice (CloudWatch was late) once."""
+    period = timedelta(seconds=period_seconds)
+    complete = [ts for ts, _ in points if ts + period <= now]
+    if not complete:
+        return None
+    newest = max(complete)
+    return None if now - (newest + period) >= period * max_stale_periods else newest
+
+
 def memory_from_state(state: TargetTrackingState) -> Memory:
     running = state.running_seen
     return Memory(peaks={k: tuple((at, n) for at, n in v) for k, v in state.peaks.items()},
