@@ -88,8 +88,8 @@ def replay_refs(trace: Trace, model: ServiceModel, history: tuple[float, ...] = 
     return out
 
 
-def bench_trace(name: str, workers: int | None, rounds: int = ROUNDS) -> dict[str, Any]:
-    trace = load(name)
+def bench_trace(name: str, workers: int | None, rounds: int = ROUNDS, trace: Trace | None = None) -> dict[str, Any]:
+    trace = trace or load(name)
     first, second = halves(trace)
     model = ServiceModel(capacity_per_task=first.percentile(95) / 10, start_delay_minutes=DELAY_MINUTES)
     started = time.monotonic()
@@ -137,7 +137,8 @@ def run(traces: list[str] | None = None, workers: int | None = None, rounds: int
     return {"setup": {"target": TARGET, "start_delay_minutes": DELAY_MINUTES,
                       "capacity_per_task": "p95 of the first half / 10",
                       "metric": "utilization, seen one minute late", "min_tasks": MIN_TASKS, "max_tasks": MAX_TASKS,
-                      "goals": {"defaults": DEFAULTS_GOAL, "tuned": TUNED_GOAL}, "rounds": rounds, "workers": workers, "cpus": os.cpu_count()},
+                      "goals": {"defaults": DEFAULTS_GOAL, "tuned": TUNED_GOAL}, "rounds": rounds,
+                      "workers": workers, "cpus": os.cpu_count()},
             "seconds": round(time.monotonic() - started, 1), "traces": rows}
 
 

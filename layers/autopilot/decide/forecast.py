@@ -10,9 +10,10 @@ for it otherwise). The model is deliberately small, explainable and cheap (a fit
   days of (slot value / that day's mean), then smoothed over 15 minutes. Medians: one odd day (an
   outage, a launch) does not bend the shape.
 - ``weekly``: each weekday's mean relative to the week (mean 1), from at least 7 days of history
-  (all 1 before that), shrunk toward 1 when a weekday was seen once only.
-- ``level`` and ``trend``: a least-squares line through the deseasonalised daily means of the last
-  7 days; the trend is halved and capped at 10 % a day (a forecast should not run away).
+  (all 1 before that), shrunk toward 1 by n / (n + 0.5) for a weekday seen n times.
+- ``level`` and ``trend``: with two weeks, week over week (the last 7 days' mean against the 7
+  before: no weekday pattern can bend it); with less, a least-squares line through the deseasonalised
+  daily means. The trend is halved and capped at 10 % a day (a forecast should not run away).
 - ``error``: the quality gate's evidence: the model fitted without the last day of history, scored
   on that day the way the rule uses it (each 5-minute slot predicted from the model's shape calibrated
   on the hour before it; weighted absolute percentage error). It is used only when that error is at
@@ -153,8 +154,15 @@ def _fit(slots: dict[int, float], now: datetime, days: int) -> SeasonalForecast 
         shares.append(_median(ratios) if ratios else 1.0)
     daily = _normalised(_smoothed(shares))
     weekly = _weekly(means)
-    points = sorted((day, mean / weekly[day % 7]) for day, mean in means.items())[-7:]
-    level, slope = _line(points, end_day)
+    recent = [means[d] for d in range(end_day - 7, end_day) if d in means]
+    earlier = [means[d] for d in range(end_day - 14, end_day - 7) if d in means]
+    if len(recent) >= 6 and len(earlier) >= 6:  # two weeks: week over week, which no weekday pattern can bend
+        slope = (sum(recent) / len(recent) - sum(earlier) / len(earlier)) / 7
+        flat = [means[d] / weekly[d % 7] for d in range(end_day - 7, end_day) if d in means]
+        level = sum(flat) / len(flat) + slope * 3.5  # the week's centre is 3.5 days before its end
+    else:
+        points = sorted((day, mean / weekly[day % 7]) for day, mean in means.items())[-7:]
+        level, slope = _line(points, end_day)
     trend = 0.0 if level <= 0 else max(-0.1, min(0.1, 0.5 * slope / level))
     origin = _EPOCH + timedelta(days=end_day)
     return SeasonalForecast(fitted_at=origin, level=max(level, 0.0), trend=trend,
@@ -214,7 +222,7 @@ def _weekly(means: dict[int, float]) -> tuple[float, ...]:
             factors.append(1.0)
             continue
         raw = sum(seen) / len(seen)
-        weight = len(seen) / (len(seen) + 1)  # seen once: halfway to 1
+        weight = len(seen) / (len(seen) + 0.5)  # seen once: a third of the way back to 1; twice: a fifth
         factors.append(1 + (raw - 1) * weight)
     return tuple(_normalised(factors))
 

@@ -97,7 +97,8 @@ class RatePolicy(StrictModel):
     periodSeconds: int = Field(default=60, ge=1, le=1800)
 
 
-ROBUST_ONLY = ("scaleInPercentile", "scaleInHysteresis", "scaleOutNoiseDeviations", "holdAfterScaleOutSeconds")
+ROBUST_ONLY = ("scaleInPercentile", "scaleInHysteresis", "scaleOutNoiseDeviations", "holdAfterScaleOutSeconds",
+               "predictive")
 
 
 class Predictive(StrictModel):
@@ -154,12 +155,15 @@ class TargetTracking(StrictModel):
     # the band) or one datapoint far beyond the noise, and scales in to what a high percentile of the window needs,
     # only when that clears one task fewer by a margin of the window's own noise. ``newest``: HPA's rule on the
     # newest datapoint (the behaviour before issue 12). Fields marked robust only apply to ``robust``.
-    sizing: Literal["robust", "newest"] = "robust"
+    sizing: Literal["robust", "newest"] = Field(
+        default="robust", description="robust (default): a window of loads, sustained or beyond-the-noise scale-out, "
+                                      "percentile scale-in with noise hysteresis; newest: HPA on the newest datapoint")
     scaleInPercentile: float | None = Field(default=None, ge=50, le=100, description="robust: default 80")
     scaleInHysteresis: float | None = Field(default=None, ge=0, le=5, description="robust: default 0.5")
     scaleOutNoiseDeviations: float | None = Field(default=None, ge=0, le=20, description="robust: default 3")
     holdAfterScaleOutSeconds: int | None = Field(default=None, ge=0, le=3600, description="robust: default 300")
-    predictive: Predictive | None = None
+    predictive: Predictive | None = Field(default=None, description="robust only: pre-scale from a forecast of the "
+                                                                     "service's own demand")
 
     @model_validator(mode="after")
     def _sizing_fields(self) -> TargetTracking:
