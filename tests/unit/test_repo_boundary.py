@@ -40,7 +40,7 @@ def test_no_code_names_a_path_beside_the_repository() -> None:
     for name in _tracked():
         if not name.endswith((".py", ".sh", ".toml", ".yaml", ".yml", ".cfg")) and name not in ("Makefile", ".ci/run"):
             continue
-        if name == "tests/unit/test_repo_boundary.py":
+        if name in ("tests/unit/test_repo_boundary.py", "tests/repo_boundary.py"):  # they name it to refuse it
             continue
         text = (ROOT / name).read_text(encoding="utf-8", errors="replace")
         lines = enumerate(text.splitlines(), 1)
