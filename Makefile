@@ -47,7 +47,13 @@ PYTHON313 ?= $(shell if python3.13 -c 'import sys; assert sys.version_info[:2] =
 
 CODE := layers tools functions tests bench conftest.py
 
-.PHONY: help test demo build deploy lint bench venv sam-venv checkov-venv checkov lock clean \
+# The region sam deploys to. The AWS CLI v2 (and the autopilot CLI) read --region, then AWS_REGION, then
+# AWS_DEFAULT_REGION, then the profile; SAM CLI reads --region, samconfig.toml, AWS_DEFAULT_REGION and the profile
+# but never AWS_REGION. Passing AWS_REGION on makes `AWS_REGION=eu-west-1 make deploy` deploy where it says.
+REGION ?= $(AWS_REGION)
+SAM_REGION = $(if $(REGION),--region $(REGION))
+
+.PHONY: help test demo local build deploy deploy-guided lint bench venv sam-venv checkov-venv checkov lock clean \
 	ruff mypy imports bandit pytest iam-coverage demo-check
 
 help:  ## list the targets
@@ -104,6 +110,9 @@ test: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP)  ## everything: ruff, mypy, imports
 demo: $(STAMP)  ## the local demonstration on an embedded AWS emulator (no AWS account)
 	$(VENV)/bin/autopilot demo
 
+local: $(STAMP)  ## the stack's table and queues on an embedded emulator, to try the CLI without an AWS account
+	$(VENV)/bin/autopilot local
+
 # ------------------------------------------------------------------------------------ test steps
 ruff:
 	$(PY) -m ruff check $(CODE)
@@ -143,8 +152,11 @@ build: $(STAMP) $(SAM_STAMP)  ## sam build (arm64, python3.13; no Docker needed)
 	@echo "AutopilotLayer: $$(du -sb .aws-sam/build/AutopilotLayer/python | awk '{printf "%.1f MB", $$1/1e6}') unpacked," \
 		"$$(find .aws-sam/build/AutopilotLayer/python -type f | wc -l) files (Lambda allows 250 MB for function + layers)"
 
-deploy: build  ## sam deploy with samconfig.toml (needs AWS credentials; --guided on first use)
-	$(SAM) deploy
+deploy-guided: build  ## first deploy: sam deploy --guided (asks for the parameters, saves them in samconfig.toml)
+	$(SAM) deploy --guided $(SAM_REGION)
+
+deploy: build  ## sam deploy with samconfig.toml (needs AWS credentials; first time: make deploy-guided)
+	$(SAM) deploy $(SAM_REGION)
 
 # ------------------------------------------------------------------------------------ lint, bench
 lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP)  ## ruff, mypy, import boundaries, cfn-lint, sam validate --lint, bandit, checkov

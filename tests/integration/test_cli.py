@@ -25,6 +25,7 @@ from tests.conftest import load_handler, published, variant
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "policies.yaml"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+MOTO_IDENTITY = "arn:aws:sts::123456789012:user/moto"  # what moto's STS GetCallerIdentity answers
 
 WEB = """\
 apiVersion: autopilot/v1
@@ -133,10 +134,39 @@ def test_validate_missing_file_and_json(cli: Run, tmp_path: Path) -> None:
     assert {p["target"] for p in result["policies"]} == {"prod/web", "prod/api", "prod/worker", "batch/nightly-etl"}
 
 
-def test_validate_empty_file_warns(cli: Run, write) -> None:
+def test_validate_empty_file_is_an_error_unless_allowed(cli: Run, write) -> None:
     empty = write("empty.yaml", "# nothing yet\n")
-    assert cli("validate", empty) == 0
-    assert cli.lines == [f"ok: {empty} (0 policies)"] and "contains no policies" in cli.err
+    assert cli("validate", empty) == 1
+    assert cli.lines == [f"{empty}: contains no policies (pass --allow-empty if that is intended)"]
+    assert cli("validate", "--allow-empty", empty) == 0
+    assert cli.lines == [f"ok: {empty} (0 policies)"]
+
+
+def test_apply_of_an_empty_file_is_an_error_unless_allowed(cli: Run, write, store: StateTable) -> None:
+    empty = write("empty.yaml", "---\n# nothing yet\n")
+    assert cli("apply", empty) == 1
+    assert cli.err.splitlines() == [f"{empty}: contains no policies (pass --allow-empty if that is intended)",
+                                    "autopilot: nothing was applied: fix the errors above first"]
+    assert cli("apply", "--allow-empty", empty) == 0
+    assert cli.lines == [f"nothing to apply: no policies in {empty}"]
+
+
+def test_validate_reports_field_and_cross_field_errors_together(cli: Run, write) -> None:
+    """minTasks > maxTasks no longer hides a repeated alarm, and the repeat is located at its own line."""
+    bad = write("bad.yaml", WEB.replace("minTasks: 2", "minTasks: 50").replace("maxTasks: 40", 'maxTasks: "40"')
+                .replace("[web-5xx-high]", "[web-5xx-high, web-cpu-low]"))
+    assert cli("validate", bad) == 1
+    assert cli.lines == [
+        f"{bad}: document 1: spec.scaling.maxTasks: must be a whole number, not the string '40' "
+        "(write it without quotes: 40) (line 7)",
+        f"{bad}: document 1: spec.rollout.rollbackAlarms[1]: alarm 'web-cpu-low' is already used at "
+        "spec.scaling.rules[1].alarm: each alarm may appear once per policy (rules, rollbackAlarms and recycleAlarms "
+        "together) (line 18)",
+    ]
+    bad = write("bad2.yaml", WEB.replace("minTasks: 2", "minTasks: 50")
+                .replace("[web-5xx-high]", "[web-5xx-high, web-cpu-low]"))
+    assert cli("validate", bad) == 1
+    assert [line.split(": ", 3)[2] for line in cli.lines] == ["spec.scaling", "spec.rollout.rollbackAlarms[1]"]
 
 
 def test_schema_validates_what_the_model_validates(cli: Run) -> None:
@@ -241,6 +271,115 @@ def test_apply_example_file(cli: Run, store: StateTable) -> None:
     assert {p.key for p in store.policies_for_alarm("jobs-backlog-high")} == {"SVC#prod#worker"}
 
 
+def test_apply_and_delete_are_audited_with_who_and_what_changed(cli: Run, write, store: StateTable) -> None:
+    path = write("p.yaml", WEB)
+    assert cli("apply", path) == 0
+    assert cli("apply", path) == 0  # unchanged: nothing written, nothing audited
+    assert cli("apply", write("q.yaml", WEB.replace("maxTasks: 40", "maxTasks: 20"))) == 0
+    assert cli("delete", "--cluster", "prod", "--service", "web") == 0
+    now = datetime.now(UTC)
+    entries = store.history(cluster="prod", service="web", since=now - timedelta(hours=1),
+                            now=now + timedelta(minutes=1))
+    assert [e.outcome for e in entries] == ["policy:deleted", "policy:updated", "policy:created"]
+    deleted, updated, created = entries
+    assert all(e.actor == MOTO_IDENTITY and e.source == "cli" and e.target == "SVC#prod#web" for e in entries)
+    assert updated.changes == ["spec.scaling.maxTasks: 40 -> 20"]
+    assert updated.reason == f"updated by {MOTO_IDENTITY} with autopilot apply {path.with_name('q.yaml')}"
+    assert created.trigger == "autopilot apply" and deleted.trigger == "autopilot delete"
+    assert "spec.scaling.minTasks: (added) 2" in created.changes
+    assert "spec.scaling.maxTasks: 20 -> (removed)" in deleted.changes  # what the deleted policy said
+    assert deleted.reason == (f"deleted by {MOTO_IDENTITY} with autopilot delete --cluster prod --service web")
+
+
+def test_history_shows_policy_changes_beside_decisions(cli: Run, write, store: StateTable) -> None:
+    assert cli("apply", write("p.yaml", WEB + "---\n" + ETL)) == 0
+    changed = write("q.yaml", WEB.replace("maxTasks: 40", "maxTasks: 20")
+                    .replace("scaleOutCooldownSeconds: 60", "scaleOutCooldownSeconds: 90"))
+    assert cli("apply", changed) == 0
+    now = datetime.now(UTC)
+    store.audit(AuditEntry(at=now, target="SVC#prod#web", event_id="e1", source="scaler",
+                           trigger="alarm web-cpu-high -> ALARM", outcome="scale-out", reason="step +1",
+                           calls=["ecs:UpdateService"]))
+    assert cli("history", "--cluster", "prod", "--service", "web") == 0
+    outcomes = [line.split("  ")[2] for line in cli.lines]
+    assert outcomes == ["scale-out", "policy:updated", "policy:created"]
+    assert cli.lines[1].endswith(f"policy:updated  updated by {MOTO_IDENTITY} with autopilot apply "
+                                 f"{changed}: spec.scaling.maxTasks: 40 -> 20; "
+                                 "spec.scaling.scaleOutCooldownSeconds: 60 -> 90  calls: -")
+    assert cli.lines[2].endswith(f"policy:created  created by {MOTO_IDENTITY} with autopilot apply "
+                                 f"{changed.with_name('p.yaml')} (24 fields: --json shows them)  calls: -")
+    assert cli("history", "--cluster", "batch") == 0
+    assert [line.split("  ")[1:3] for line in cli.lines] == [["batch/nightly-etl (task)", "policy:created"]]
+    assert cli("history", "--json", "--cluster", "prod", "--service", "web") == 0
+    changes = json.loads(cli.out)[1]["changes"]
+    assert changes == ["spec.scaling.maxTasks: 40 -> 20", "spec.scaling.scaleOutCooldownSeconds: 60 -> 90"]
+
+
+def test_a_huge_policy_change_is_audited_within_the_item_budget(cli: Run, write, store: StateTable) -> None:
+    from autopilot.store.table import AUDIT_BUDGET_BYTES
+
+    dims = ", ".join(f"d{i}: {'x' * 1000}" for i in range(30))
+    rules = "".join(f"      - targetTracking: {{metric: {{namespace: N, name: m{r}, dimensions: {{{dims}}}}}, "
+                    f"targetValue: 50}}\n" for r in range(8))
+    text = WEB[: WEB.index("    rules:")] + "    rules:\n" + rules
+    assert cli("apply", write("huge.yaml", text)) == 0
+    [entry] = store.history(cluster="prod", service="web", since=datetime.now(UTC) - timedelta(hours=1))
+    assert entry.outcome == "policy:created" and len(entry.model_dump_json()) <= AUDIT_BUDGET_BYTES
+    assert entry.changes[-1].startswith("... and ") and entry.changes[-1].endswith(" more changes")
+
+
+def test_without_an_aws_identity_the_os_user_is_recorded(cli: Run, write, store: StateTable,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from botocore.exceptions import EndpointConnectionError
+
+    def unreachable(self: Any, operation: str, params: Any) -> Any:
+        if operation == "GetCallerIdentity":
+            raise EndpointConnectionError(endpoint_url="https://sts.us-east-1.amazonaws.com")
+        return real(self, operation, params)
+
+    from botocore.client import BaseClient
+
+    real = BaseClient._make_api_call
+    monkeypatch.setattr(BaseClient, "_make_api_call", unreachable)
+    monkeypatch.setattr(getpass, "getuser", lambda: "alice")
+    commands.who.cache_clear()
+    try:
+        assert cli("apply", write("p.yaml", ETL)) == 0
+    finally:
+        commands.who.cache_clear()
+    [entry] = store.history(cluster="batch", service="nightly-etl", since=datetime.now(UTC) - timedelta(hours=1))
+    assert entry.actor == "alice (OS user)" and entry.reason.startswith("created by alice (OS user) with")
+
+
+def test_a_concurrent_change_makes_delete_retry_and_audit_what_it_deleted(
+        cli: Run, write, store: StateTable, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delete is conditional on the document it read: a concurrent apply cannot leave alarm entries behind."""
+    assert cli("apply", write("p.yaml", WEB)) == 0
+    import yaml
+
+    changed = ServicePolicy.model_validate(yaml.safe_load(WEB.replace("web-cpu-low", "web-slow")))
+    real_get = store.client.get_item
+    raced: list[bool] = []
+
+    def get_then_race(**kwargs: Any) -> Any:
+        found = real_get(**kwargs)
+        if kwargs["Key"]["SK"]["S"] == "POLICY" and not raced:
+            raced.append(True)
+            store.put_policy(changed, datetime.now(UTC))  # someone else applies between our read and delete
+        return found
+
+    monkeypatch.setattr(store.client, "get_item", get_then_race)
+    assert store.delete_policy("SVC#prod#web", audit=lambda old: commands._policy_change(
+        "SVC#prod#web", "delete", None, old, "me")) is True
+    assert store.get_policy("SVC#prod#web") is None
+    assert store.policies_for_alarm("web-slow") == [] and store.policies_for_alarm("web-cpu-high") == []
+    [entry] = [e for e in store.history(cluster="prod", service="web", since=datetime.now(UTC) - timedelta(hours=1))
+               if e.outcome == "policy:deleted"]
+    assert 'spec.scaling.rules[1].alarm: "web-slow" -> (removed)' in entry.changes
+
+
 # ------------------------------------------------------------------------------------ delete
 def test_delete_removes_policy_and_alarm_entries(cli: Run, write, store: StateTable) -> None:
     assert cli("apply", write("p.yaml", WEB + "---\n" + ETL)) == 0
@@ -318,8 +457,9 @@ def test_pause_is_audited_and_idempotent(cli: Run, write, store: StateTable) -> 
     now = datetime.now(UTC)
     entries = store.history(cluster="batch", service="nightly-etl", since=now - timedelta(hours=1),
                             now=now + timedelta(minutes=1))
-    assert [e.outcome for e in entries] == ["operator:resumed", "operator:paused"]
-    assert all(e.source == "cli" and e.calls == [] for e in entries)
+    assert [e.outcome for e in entries] == ["operator:resumed", "operator:paused", "policy:created"]
+    assert all(e.source == "cli" and e.calls == [] and e.actor == MOTO_IDENTITY for e in entries)
+    assert entries[1].reason == f"paused by {MOTO_IDENTITY} with autopilot pause"
 
 
 def test_pause_keeps_the_rest_of_the_state(cli: Run, write, store: StateTable) -> None:
@@ -470,7 +610,7 @@ def test_botocore_errors_in_one_line() -> None:
 
     assert describe_error(ParamValidationError(report="Invalid length for parameter TableName\nvalue: x")) == (
         "invalid request: Parameter validation failed: Invalid length for parameter TableName value: x")
-    assert describe_error(NoRegionError()) == "no AWS region configured: pass --region or set AWS_REGION"
+    assert describe_error(NoRegionError()).startswith("no AWS region configured: pass --region, set AWS_REGION")
     assert describe_error(EndpointConnectionError(endpoint_url="https://dynamodb.x")).startswith(
         "cannot reach AWS (EndpointConnectionError): Could not connect to the endpoint URL")
 
@@ -505,6 +645,55 @@ def test_region_option(cli: Run, env: dict[str, str]) -> None:
     assert "not found in region eu-west-1" in cli.err
     assert os.environ["AWS_DEFAULT_REGION"] == "us-east-1"  # restored for whatever runs next
     assert cli("get") == 0
+
+
+def _table_in(region: str, name: str) -> None:
+    import boto3
+
+    boto3.client("dynamodb", region_name=region).create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("PK", "SK", "GSI1PK", "GSI1SK")],
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{"IndexName": "GSI1", "Projection": {"ProjectionType": "ALL"}, "KeySchema": [
+            {"AttributeName": "GSI1PK", "KeyType": "HASH"}, {"AttributeName": "GSI1SK", "KeyType": "RANGE"}]}])
+
+
+@pytest.mark.parametrize(("region_option", "aws_region", "aws_default_region", "used"), [
+    (None, "eu-west-1", "us-east-1", "eu-west-1"),           # AWS_REGION wins over AWS_DEFAULT_REGION (AWS CLI v2)
+    (None, None, "ap-southeast-2", "ap-southeast-2"),       # AWS_DEFAULT_REGION alone, as boto3 reads it
+    ("ap-southeast-2", "eu-west-1", "us-east-1", "ap-southeast-2"),  # --region wins over both
+])
+def test_region_precedence_is_the_aws_clis(cli: Run, aws: None, monkeypatch: pytest.MonkeyPatch,
+                                            region_option: str | None, aws_region: str | None,
+                                            aws_default_region: str, used: str) -> None:
+    for region in ("eu-west-1", "ap-southeast-2", "us-east-1"):
+        _table_in(region, f"state-{region}")
+    if aws_region is None:
+        monkeypatch.delenv("AWS_REGION")
+    else:
+        monkeypatch.setenv("AWS_REGION", aws_region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", aws_default_region)
+    region = ["--region", region_option] if region_option else []
+    assert cli("get", "--table", f"state-{used}", *region) == 0, cli.err
+    for other in {"eu-west-1", "ap-southeast-2", "us-east-1"} - {used}:
+        assert cli("get", "--table", f"state-{other}", *region) == 1
+        assert cli.err.strip().endswith(f"table 'state-{other}' not found in region {used} (check --table, "
+                                        "AUTOPILOT_TABLE, --stack and --region)")
+    assert os.environ["AWS_DEFAULT_REGION"] == aws_default_region  # restored for whatever runs next
+    assert os.environ.get("AWS_REGION") == aws_region
+
+
+def test_aws_region_alone_is_enough(tmp_path: Path) -> None:
+    """`AWS_REGION=eu-west-1 autopilot get` no longer says "no AWS region configured" (it now needs credentials)."""
+    result = _run_cli(["get", "--table", "t"], tmp_path, AWS_REGION="eu-west-1")
+    assert result.returncode == 1 and "no usable AWS credentials" in result.stderr, result.stderr
+
+
+def test_the_profile_region_is_used_last(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-central-1\n")
+    result = _run_cli(["get", "--table", "t"], tmp_path, AWS_CONFIG_FILE=str(config))
+    assert result.returncode == 1 and "no usable AWS credentials" in result.stderr, result.stderr
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -546,8 +735,8 @@ def test_unexpected_errors_are_one_line(cli: Run, env: dict[str, str], monkeypat
 def _run_cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The installed entry point's code in a clean process: no credentials, no region, no metadata service."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("AUTOPILOT_")}
-    clean.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-                 AWS_EC2_METADATA_DISABLED="true", **env)
+    clean.update({"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                  "AWS_EC2_METADATA_DISABLED": "true", **env})
     return subprocess.run([sys.executable, "-m", "autopilot_tools.cli.main", *args], capture_output=True, text=True,
                           env=clean, timeout=60, check=False)
 
@@ -558,8 +747,9 @@ def test_missing_credentials_and_region(tmp_path: Path) -> None:
     assert result.stderr == ("autopilot: error: no usable AWS credentials: configure a profile (AWS_PROFILE, aws "
                              "configure / aws sso login) or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n")
     result = _run_cli(["get", "--table", "t"], tmp_path)
-    assert (result.returncode, result.stderr) == (1, "autopilot: error: no AWS region configured: pass --region "
-                                                     "or set AWS_REGION\n")
+    assert (result.returncode, result.stderr) == (1, "autopilot: error: no AWS region configured: pass --region, "
+                                                     "set AWS_REGION (or AWS_DEFAULT_REGION), or set region in your "
+                                                     "AWS profile (aws configure)\n")
 
 
 # ------------------------------------------------------------------------------------ usage, external commands
@@ -574,7 +764,8 @@ def test_external_commands_are_registered() -> None:
     assert table == {"demo": ("autopilot_tools.demo.cli", "run"),
                      "backtest": ("autopilot_tools.backtest.cli", "run_backtest"),
                      "recommend": ("autopilot_tools.backtest.cli", "run_recommend"),
-                     "dlq": ("autopilot_tools.dlq.cli", "run")}
+                     "dlq": ("autopilot_tools.dlq.cli", "run"),
+                     "local": ("autopilot_tools.local", "run")}
 
 
 def test_external_command_gets_the_remaining_arguments(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -625,5 +816,6 @@ def test_demo_without_moto_says_what_to_install() -> None:
 
 def test_help_lists_external_commands(cli: Run) -> None:
     assert cli("--help") == 0
-    for name in ("validate", "schema", "apply", "get", "delete", "pause", "resume", "history", "demo", "backtest"):
+    for name in ("validate", "schema", "apply", "get", "delete", "pause", "resume", "history", "demo", "backtest",
+                 "local"):
         assert f"    {name} " in cli.out

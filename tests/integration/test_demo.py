@@ -78,6 +78,13 @@ def test_timeline_comes_from_what_the_system_recorded(demo: dict[str, Any]) -> N
     assert any(r["kind"] == "undelivered" for r in bad_input["timeline"])
 
 
+def test_the_setups_policy_apply_is_not_shown_as_a_decision(demo: dict[str, Any]) -> None:
+    """apply is audited (who, what changed), but the timeline shows what the functions decided."""
+    for scenario in demo["result"]["scenarios"]:
+        decisions = [r for r in scenario["timeline"] if r["kind"] == "decision"]
+        assert decisions and not [r for r in decisions if str(r.get("outcome", "")).startswith("policy:")]
+
+
 def test_report_is_self_contained_html_with_charts(demo: dict[str, Any]) -> None:
     text = Path(demo["report"]).read_text(encoding="utf-8")
     assert text.startswith("<!doctype html>")

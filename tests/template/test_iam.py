@@ -27,6 +27,7 @@ from tests.template.iam_policies import (
     ACCOUNT,
     TEMPLATE,
     FunctionPolicy,
+    action_matches,
     allows,
     expand,
     unconditioned_pass_role,
@@ -81,6 +82,49 @@ def test_update_service_only_on_managed_clusters(expanded: dict[str, Any], funct
     if allows(policy.statements, "ecs:UpdateService", inside, {}):
         assert not allows(policy.statements, "ecs:UpdateService", outside, {}), \
             f"{function} may update services of clusters outside ManagedClusters"
+
+
+SQS_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage")
+SQS_QUEUE_EXECUTION_ROLE = "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_no_function_may_consume_queues_that_are_not_its_own(expanded: dict[str, Any], function: str) -> None:
+    """Not even through an AWS managed policy (SAM's SQS event attaches one allowing both on every queue)."""
+    assert SQS_QUEUE_EXECUTION_ROLE not in expanded["functions"][function]["managed_policy_arns"]
+    policy = FunctionPolicy.for_function(function, PARAMETER_SETS["defaults"])
+    for statement in policy.statements:
+        actions = [str(a) for a in (statement.get("Action") or [])] if isinstance(statement.get("Action"), list) \
+            else [str(statement.get("Action"))]
+        if statement.get("Effect") == "Allow" and any(action_matches(a, c) for a in actions for c in SQS_CONSUME):
+            resources = statement.get("Resource")
+            assert "*" not in (resources if isinstance(resources, list) else [resources]), statement
+    someone_elses = f"arn:aws:sqs:us-east-1:{ACCOUNT}:someone-elses-queue"
+    assert not [a for a in SQS_CONSUME if allows(policy.statements, a, someone_elses, {})]
+
+
+def test_the_restarter_may_poll_its_queue() -> None:
+    """What the event source mapping does with the function's role: receive, delete, read attributes, extend."""
+    policy = FunctionPolicy.for_function("RestarterFunction", PARAMETER_SETS["defaults"])
+    queue = f"arn:aws:sqs:us-east-1:{ACCOUNT}:ecs-autopilot-RestartQueue"
+    for action in (*SQS_CONSUME, "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"):
+        assert allows(policy.statements, action, queue, {}), action
+    dead_letters = f"arn:aws:sqs:us-east-1:{ACCOUNT}:ecs-autopilot-DeadLetterQueue"
+    assert not [a for a in SQS_CONSUME if allows(policy.statements, a, dead_letters, {})]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_may_write_its_own_log_group(function: str) -> None:
+    """LoggingConfig names a group of the stack's own: the role must allow writing there (today through
+    AWSLambdaBasicExecutionRole, whose Resource is "*"; a custom role would have to grant it)."""
+    source = load_template()
+    group = source["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    name = source["Resources"][group]["Properties"]["LogGroupName"]["Fn::Sub"].replace("${AWS::StackName}",
+                                                                                       "ecs-autopilot")
+    arn = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{name}"
+    policy = FunctionPolicy.for_function(function, PARAMETER_SETS["defaults"])
+    assert allows(policy.statements, "logs:CreateLogStream", f"{arn}:log-stream:", {})
+    assert allows(policy.statements, "logs:PutLogEvents", f"{arn}:log-stream:2026/11/26/[$LATEST]abc", {})
 
 
 # ------------------------------------------------------------------------------------ the checker itself

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -138,12 +139,42 @@ def test_function_environment(function: str) -> None:
     assert "POWERTOOLS_SERVICE_NAME" in env
 
 
+def log_group_of(function: str) -> tuple[str, dict[str, Any]]:
+    """The logical id and properties of the log group a function's LoggingConfig names."""
+    config = prop(function, "LoggingConfig") or {}
+    logical = (config.get("LogGroup") or {}).get("Ref")
+    assert logical in RESOURCES and RESOURCES[logical]["Type"] == "AWS::Logs::LogGroup", \
+        f"{function}: LoggingConfig.LogGroup must be !Ref to a log group of this stack (it exists before the function)"
+    return logical, RESOURCES[logical]["Properties"]
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_log_group_with_retention(function: str) -> None:
-    groups = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Logs::LogGroup"
-              and r["Properties"].get("LogGroupName") == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}]
-    assert len(groups) == 1, f"{function}: one AWS::Logs::LogGroup named /aws/lambda/${{{function}}}"
-    assert groups[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+def test_function_logs_to_its_own_log_group_with_retention(function: str) -> None:
+    """The stack creates the group before the function can run: no race with Lambda creating its default group."""
+    logical, group = log_group_of(function)
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert RESOURCES[logical].get("UpdateReplacePolicy") == "Retain", "a renamed group keeps its logs"
+    assert prop(function, "LoggingConfig")["LogFormat"] == "JSON"
+    name = group["LogGroupName"]["Fn::Sub"]
+    assert name.startswith("/aws/lambda/${AWS::StackName}/"), "stack-scoped: two stacks in one account do not clash"
+    assert "${" + function + "}" not in name, "Lambda's default group name: Lambda may create it first"
+
+
+def test_no_log_group_is_named_as_lambda_names_its_default() -> None:
+    names = [json.dumps(r["Properties"].get("LogGroupName")) for r in RESOURCES.values()
+             if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(names) == len(set(names)) == len(FUNCTIONS)
+    assert not [n for n in names for f in FUNCTIONS if "${" + f + "}" in n]
+
+
+def test_sam_passes_the_logging_config_to_lambda() -> None:
+    from tests.template.iam_policies import expand
+
+    resources = expand()["resources"]
+    for function in FUNCTIONS:
+        logical, _ = log_group_of(function)
+        config = resources[function]["Properties"]["LoggingConfig"]
+        assert config == {"LogGroup": {"Ref": logical}, "LogFormat": "JSON"}, function
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -169,17 +200,35 @@ def test_async_invocations_have_on_failure_destination(function: str) -> None:
     assert destination.get("Destination") == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, function
 
 
+def sqs_sources() -> list[tuple[str, str, dict[str, Any]]]:
+    """(function, queue logical id, event source mapping properties) for every SQS trigger."""
+    found = []
+    for logical, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            props = resource["Properties"]
+            found.append((props["FunctionName"]["Ref"], props["EventSourceArn"]["Fn::GetAtt"][0], props))
+    return found
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_sqs_triggers_report_partial_failures_and_redrive(function: str) -> None:
-    for name, event in events_of(function).items():
-        if event["Type"] != "SQS":
-            continue
-        props = event["Properties"]
-        assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], name
-        queue = RESOURCES[props["Queue"]["Fn::GetAtt"][0]]["Properties"]
-        assert "RedrivePolicy" in queue, f"{name}: the queue needs a dead-letter queue"
-        timeout = prop(function, "Timeout") or 3
-        assert queue.get("VisibilityTimeout", 30) >= 6 * timeout, "Lambda advises visibility >= 6 x timeout"
+def test_no_sam_sqs_event_source(function: str) -> None:
+    """SAM's SQS event attaches AWSLambdaSQSQueueExecutionRole: receive and delete on every queue of the account.
+    SQS triggers are event source mappings of the template's own, polled with the function's scoped policy."""
+    assert [n for n, e in events_of(function).items() if e["Type"] == "SQS"] == []
+
+
+def test_the_restarter_is_triggered_by_the_restart_queue() -> None:
+    assert [(f, q) for f, q, _ in sqs_sources()] == [("RestarterFunction", "RestartQueue")]
+
+
+@pytest.mark.parametrize(("function", "queue", "props"), sqs_sources())
+def test_sqs_triggers_report_partial_failures_and_redrive(function: str, queue: str, props: dict[str, Any]) -> None:
+    assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+    assert props.get("ScalingConfig", {}).get("MaximumConcurrency"), "bounded: RunTask has a rate limit"
+    queue_props = RESOURCES[queue]["Properties"]
+    assert "RedrivePolicy" in queue_props, f"{queue}: the queue needs a dead-letter queue"
+    timeout = prop(function, "Timeout") or 3
+    assert queue_props.get("VisibilityTimeout", 30) >= 6 * timeout, "Lambda advises visibility >= 6 x timeout"
 
 
 def test_alarm_action_permission_is_scoped_to_this_account() -> None:
@@ -218,6 +267,34 @@ def test_parameters() -> None:
     assert params["LogRetentionDays"]["Type"] == "Number"
 
 
+def _reserved_when_enabled() -> int:
+    total = 0
+    for function in FUNCTIONS:
+        value = RESOURCES[function]["Properties"].get("ReservedConcurrentExecutions")
+        if value is not None:
+            condition, reserved, otherwise = value["Fn::If"]
+            assert condition == "LimitConcurrency" and otherwise == {"Ref": "AWS::NoValue"}, function
+            total += int(reserved)
+    return total
+
+
+def test_concurrency_limits_default_works_in_a_new_account() -> None:
+    """Lambda keeps 100 executions unreserved: reserving needs a quota of reserved + 100, which new accounts
+    often lack. The default reserves nothing; the parameter and the README say what enabling needs."""
+    param = TEMPLATE["Parameters"]["ConcurrencyLimits"]
+    assert param["Default"] == "disabled"
+    assert TEMPLATE["Conditions"]["LimitConcurrency"] == {"Fn::Equals": [{"Ref": "ConcurrencyLimits"}, "enabled"]}
+    reserved = _reserved_when_enabled()
+    assert reserved > 0
+    description = " ".join(param["Description"].split())
+    assert f"{reserved} executions in total" in description and f"at least {reserved + 100}" in description
+    readme = (ROOT / "README.md").read_text().splitlines()
+    row = next(line for line in readme if line.startswith("| `ConcurrencyLimits`"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "`disabled`", row
+    assert f"{reserved} in total" in cells[2] and f"at least {reserved + 100}" in cells[2], row
+
+
 def test_outputs_for_the_cli() -> None:
     outputs = TEMPLATE["Outputs"]
     from autopilot_tools.cli.discovery import TABLE_OUTPUT
@@ -247,3 +324,32 @@ def test_samconfig_deploys_the_stack() -> None:
     overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"].split())
     assert set(overrides) <= set(TEMPLATE["Parameters"]), "overrides must name template parameters"
     assert "region" not in deploy, "the region comes from the user's AWS configuration"
+
+
+def _make_dry_run(*args: str, **env: str) -> list[str]:
+    """The commands ``make -n`` would run (nothing is executed), with the given environment."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION", "REGION")}
+    done = subprocess.run(["make", "-n", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_make_deploy_guided_builds_then_deploys_guided() -> None:
+    """`sam` lives in .venv-sam, not on PATH: the first, guided deploy has its own target, next to `make deploy`."""
+    lines = _make_dry_run("deploy-guided")
+    builds = [n for n, line in enumerate(lines) if " build " in line and ".venv-sam/bin/sam" in line]
+    deploys = [n for n, line in enumerate(lines) if line.endswith(".venv-sam/bin/sam deploy --guided ")
+               or line.endswith(".venv-sam/bin/sam deploy --guided")]
+    assert builds and deploys and builds[0] < deploys[0], lines
+    assert any(line.rstrip().endswith(".venv-sam/bin/sam deploy") for line in _make_dry_run("deploy"))
+
+
+def test_make_deploy_honours_aws_region_as_the_aws_cli_does() -> None:
+    """SAM CLI ignores AWS_REGION; make passes it on as --region (and REGION= overrides it)."""
+    assert _make_dry_run("deploy", AWS_REGION="eu-west-1")[-1].endswith("sam deploy --region eu-west-1")
+    assert _make_dry_run("deploy-guided", AWS_REGION="eu-west-1")[-1].endswith(
+        "sam deploy --guided --region eu-west-1")
+    assert _make_dry_run("deploy", "REGION=ap-south-1", AWS_REGION="eu-west-1")[-1].endswith(
+        "sam deploy --region ap-south-1")
+    assert "--region" not in _make_dry_run("deploy", AWS_DEFAULT_REGION="eu-west-1")[-1], "sam reads that one itself"

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from autopilot.models.policy import (
     Policy,
     Restart,
+    Scaling,
     ScalingRule,
     ServicePolicy,
     Step,
@@ -147,7 +148,8 @@ INVALID: dict[str, tuple[dict[str, Any], tuple[Any, ...], str]] = {
                                       ("spec", "scaling", "rules", 0, "steps", 0, "adjustment"), "valid integer"),
     "min magnitude with integer adjustment": (
         service(scaling=scaling(steps({"lowerBound": 0, "adjustment": 2, "minAdjustmentMagnitude": 1}))),
-        ("spec", "scaling", "rules", 0, "steps", 0), "minAdjustmentMagnitude only applies to percent adjustments"),
+        ("spec", "scaling", "rules", 0, "steps", 0, "minAdjustmentMagnitude"),
+        "minAdjustmentMagnitude only applies to percent adjustments"),
     "min magnitude zero": (service(scaling=scaling(steps({"lowerBound": 0, "adjustment": "5%",
                                                           "minAdjustmentMagnitude": 0}))),
                            ("spec", "scaling", "rules", 0, "steps", 0, "minAdjustmentMagnitude"),
@@ -160,15 +162,41 @@ INVALID: dict[str, tuple[dict[str, Any], tuple[Any, ...], str]] = {
                     ("spec", "scaling", "rules", 0, "targetValue"), "greater than 0"),
     "repeated alarm in rules": (service(scaling=scaling([{"alarm": "a", "targetValue": 1},
                                                          {"alarm": "a", "exactCapacity": 3}])),
-                                (), "repeated: a"),
+                                ("spec", "scaling", "rules", 1, "alarm"),
+                                "alarm 'a' is already used at spec.scaling.rules[0].alarm"),
     "alarm in rules and rollback": (service(scaling=scaling([{"alarm": "a", "targetValue": 1}]),
-                                            rollout={"rollbackAlarms": ["a"]}), (), "repeated: a"),
+                                            rollout={"rollbackAlarms": ["a"]}),
+                                    ("spec", "rollout", "rollbackAlarms", 0), "each alarm may appear once per policy"),
     "alarm in rollback and recycle": (service(rollout={"rollbackAlarms": ["b"], "recycleAlarms": ["b"]}),
-                                      (), "repeated: b"),
+                                      ("spec", "rollout", "recycleAlarms", 0),
+                                      "already used at spec.rollout.rollbackAlarms[0]"),
     "exactCapacity below min": (service(scaling=scaling([{"alarm": "a", "exactCapacity": 1}])),
-                                ("spec", "scaling"), "exactCapacity of rule 'a' is outside [minTasks, maxTasks]"),
+                                ("spec", "scaling", "rules", 0, "exactCapacity"),
+                                "exactCapacity (1) is outside [minTasks, maxTasks] = [2, 10]"),
     "exactCapacity above max": (service(scaling=scaling([{"alarm": "a", "exactCapacity": 11}])),
-                                ("spec", "scaling"), "outside [minTasks, maxTasks]"),
+                                ("spec", "scaling", "rules", 0, "exactCapacity"), "outside [minTasks, maxTasks]"),
+    "metric tracked twice": (service(scaling=scaling([{"targetTracking": {"metric": "m", "targetValue": 5}},
+                                                      {"targetTracking": {"metric": "m", "targetValue": 9}}])),
+                             ("spec", "scaling", "rules", 1, "targetTracking", "metric"),
+                             "already tracked by rules[0]"),
+    "targetTracking with an alarm": (service(scaling=scaling([{"alarm": "a", "targetTracking": {
+        "metric": "m", "targetValue": 5}}])), ("spec", "scaling", "rules", 0, "alarm"), "has no alarm"),
+    "rule without alarm": (service(scaling=scaling([{"targetValue": 5}])), ("spec", "scaling", "rules", 0, "alarm"),
+                           "required field is missing"),
+    # strict: no silent coercion (YAML already types numbers and booleans; quotes make strings)
+    "quoted integer": (service(scaling=scaling(minTasks="2")), ("spec", "scaling", "minTasks"), "valid integer"),
+    "float for an integer": (service(scaling=scaling(maxTasks=10.0)), ("spec", "scaling", "maxTasks"),
+                             "valid integer"),
+    "quoted float": (service(scaling=scaling([{"alarm": "a", "targetValue": "100"}])),
+                     ("spec", "scaling", "rules", 0, "targetValue"), "valid number"),
+    "quoted boolean": (service(rollout={"rollbackOnDeploymentFailure": "true"}),
+                       ("spec", "rollout", "rollbackOnDeploymentFailure"), "valid boolean"),
+    "integer for a boolean": (service(rollout={"rollbackOnImagePullFailure": 1}),
+                              ("spec", "rollout", "rollbackOnImagePullFailure"), "valid boolean"),
+    "quoted integer adjustment": (service(scaling=scaling(steps({"lowerBound": 0, "adjustment": "2"}))),
+                                  ("spec", "scaling", "rules", 0, "steps", 0, "adjustment"), "percent adjustment"),
+    "boolean for an integer": (task(restart={"maxRestarts": True}), ("spec", "restart", "maxRestarts"),
+                               "valid integer"),
     "two rule kinds": (service(scaling=scaling([{"alarm": "a", "targetValue": 5, "exactCapacity": 3}])),
                        ("spec", "scaling", "rules", 0), "exactly one of steps, targetValue, exactCapacity"),
     "no rule kind": (service(scaling=scaling([{"alarm": "a"}])), ("spec", "scaling", "rules", 0),
@@ -285,3 +313,79 @@ def test_effective_mode_is_the_stricter(global_mode: str, policy_mode: str, expe
 
 def test_rule_model_alone() -> None:
     assert ScalingRule(alarm="a", exactCapacity=0).exactCapacity == 0
+
+
+# ------------------------------------------------------------------------------------ every error at once
+def test_every_error_is_reported_at_once() -> None:
+    """A field error does not hide the cross-field checks of its own model or of any model around it."""
+    document = service(scaling=scaling([{"alarm": "a", "exactCapacity": 3}, {"alarm": "a", "targetValue": "x"}],
+                                       minTasks=5, maxTasks=4, scaleInCooldownSeconds=-1),
+                       rollout={"rollbackAlarms": ["a"], "recycleAlarms": ["b", "b"]})
+    with pytest.raises(ValidationError) as raised:
+        POLICY.validate_python(document)
+    found = sorted((".".join(map(str, e["loc"][1:])), e["msg"].removeprefix("Value error, "))
+                   for e in raised.value.errors())
+    assert found == [
+        ("spec.rollout.recycleAlarms.1", "alarm 'b' is already used at spec.rollout.recycleAlarms[0]: each alarm may "
+                                         "appear once per policy (rules, rollbackAlarms and recycleAlarms together)"),
+        ("spec.rollout.rollbackAlarms.0", "alarm 'a' is already used at spec.scaling.rules[0].alarm: each alarm may "
+                                          "appear once per policy (rules, rollbackAlarms and recycleAlarms together)"),
+        ("spec.scaling", "minTasks (5) must not exceed maxTasks (4)"),
+        ("spec.scaling.rules.1.alarm", "alarm 'a' is already used at spec.scaling.rules[0].alarm: each alarm may "
+                                       "appear once per policy (rules, rollbackAlarms and recycleAlarms together)"),
+        ("spec.scaling.rules.1.targetValue", "Input should be a valid number"),
+        ("spec.scaling.scaleInCooldownSeconds", "Input should be greater than or equal to 0"),
+    ]
+
+
+def test_checks_of_nested_models_run_beside_field_errors() -> None:
+    document = task(restart={"initialBackoffSeconds": 600, "maxBackoffSeconds": 60, "maxRestarts": "3"})
+    with pytest.raises(ValidationError) as raised:
+        POLICY.validate_python(document)
+    assert sorted(".".join(map(str, e["loc"][1:])) for e in raised.value.errors()) == [
+        "spec.restart", "spec.restart.maxRestarts"]
+
+
+def test_strict_types_keep_yaml_numbers_and_booleans_working() -> None:
+    policy = ServicePolicy.model_validate(service(
+        scaling=scaling([{"alarm": "a", "targetValue": 100}, {"alarm": "b", "steps": [
+            {"lowerBound": 0, "upperBound": 1.5, "adjustment": 1}, {"lowerBound": 1.5, "adjustment": "30%"}]}]),
+        rollout={"rollbackOnDeploymentFailure": False}))
+    assert policy.spec.scaling is not None and policy.spec.scaling.rules[0].targetValue == 100.0
+    assert policy.spec.rollout is not None and policy.spec.rollout.rollbackOnDeploymentFailure is False
+    # what the store wrote comes back from JSON under the same strict rules
+    assert POLICY.validate_json(policy.model_dump_json(exclude_none=True)) == policy
+
+
+def test_models_built_in_code_are_checked_too() -> None:
+    with pytest.raises(ValidationError, match="minTasks \\(3\\) must not exceed maxTasks \\(1\\)"):
+        ScalingRule.model_validate({"alarm": "a", "exactCapacity": 1}) and Scaling(minTasks=3, maxTasks=1)
+    with pytest.raises(ValidationError, match="steps leave a gap"):
+        ScalingRule(alarm="a", steps=[Step(lowerBound=0, upperBound=1, adjustment=1),
+                                      Step(lowerBound=2, adjustment=1)])
+
+
+def test_custom_error_types_survive_beside_cross_field_problems() -> None:
+    """A validator raising its own error type (pydantic-core cannot rebuild it by name) keeps its words."""
+    from pydantic import field_validator
+    from pydantic_core import PydanticCustomError
+
+    from autopilot.models.policy import StrictModel
+
+    class Probe(StrictModel):
+        a: int
+        b: int
+
+        @field_validator("a")
+        @classmethod
+        def _custom(cls, value: int) -> int:
+            raise PydanticCustomError("probe_type", "a is never right ({value})", {"value": value})
+
+        @classmethod
+        def _problems(cls, data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+            return [(("b",), "b disagrees with a")]
+
+    with pytest.raises(ValidationError) as raised:
+        Probe.model_validate({"a": 1, "b": 2})
+    assert [(e["loc"], e["type"], e["msg"]) for e in raised.value.errors()] == [
+        (("a",), "probe_type", "a is never right (1)"), (("b",), "value_error", "Value error, b disagrees with a")]

@@ -242,10 +242,57 @@ def test_infinite_bound_is_refused() -> None:
     assert "must be a finite number" in only_error(WEB.replace("upperBound: 20", "upperBound: .inf"))
 
 
-def test_repeated_alarm_is_a_document_error() -> None:
-    text = WEB + "  rollout:\n    rollbackAlarms: [web-cpu-high]\n"
-    assert only_error(text) == ("p.yaml: document 1: (document): each alarm may appear once per policy; "
-                                "repeated: web-cpu-high (line 1)")
+def test_repeated_alarm_points_at_the_repeat() -> None:
+    text = WEB + "  rollout:\n    rollbackAlarms:\n      - web-cpu-high\n"
+    assert only_error(text) == (
+        "p.yaml: document 1: spec.rollout.rollbackAlarms[0]: alarm 'web-cpu-high' is already used at "
+        "spec.scaling.rules[0].alarm: each alarm may appear once per policy (rules, rollbackAlarms and recycleAlarms "
+        "together) (line 17)")
+
+
+def test_cross_field_errors_do_not_hide_each_other() -> None:
+    """The issue's case: minTasks > maxTasks used to hide a repeated alarm (and a field error hid both)."""
+    text = (WEB.replace("maxTasks: 10", "maxTasks: 1").replace("scaleOut", "x")
+            + "      - alarm: web-cpu-high\n        targetValue: 50\n"
+            + "      - alarm: launch\n        exactCapacity: seven\n")
+    assert errors_of(text) == [
+        "p.yaml: document 1: spec.scaling: minTasks (2) must not exceed maxTasks (1) (line 7)",
+        "p.yaml: document 1: spec.scaling.rules[1].alarm: alarm 'web-cpu-high' is already used at "
+        "spec.scaling.rules[0].alarm: each alarm may appear once per policy (rules, rollbackAlarms and recycleAlarms "
+        "together) (line 15)",
+        "p.yaml: document 1: spec.scaling.rules[2].exactCapacity: must be a whole number (got 'seven') (line 18)",
+    ]
+
+
+@pytest.mark.parametrize(("field", "written", "reason"), [
+    ("minTasks: 2", 'minTasks: "2"', "spec.scaling.minTasks: must be a whole number, not the string '2' "
+                                     "(write it without quotes: 2) (line 8)"),
+    ("maxTasks: 10", "maxTasks: '10'", "spec.scaling.maxTasks: must be a whole number, not the string '10' "
+                                       "(write it without quotes: 10) (line 9)"),
+    ("maxTasks: 10", "maxTasks: 10.0", "spec.scaling.maxTasks: must be a whole number (got 10.0) (line 9)"),
+    ("upperBound: 20", 'upperBound: "20"', "spec.scaling.rules[0].steps[0].upperBound: must be a number, not the "
+                                           "string '20' (write it without quotes: 20) (line 13)"),
+])
+def test_fields_are_strict_not_coerced(field: str, written: str, reason: str) -> None:
+    assert only_error(WEB.replace(field, written)) == f"p.yaml: document 1: {reason}"
+
+
+def test_quoted_boolean_is_an_error() -> None:
+    text = WEB + "  rollout:\n    rollbackOnDeploymentFailure: 'false'\n"
+    assert only_error(text) == ("p.yaml: document 1: spec.rollout.rollbackOnDeploymentFailure: must be true or "
+                                "false, not the string 'false' (write it without quotes: false) (line 16)")
+
+
+def test_empty_file_is_an_error_unless_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing yet\n---\n")
+    assert load_sourced([path]) == ([], [])
+    _, errors = load_sourced([path], allow_empty=False)
+    assert [str(e) for e in errors] == [f"{path}: contains no policies (pass --allow-empty if that is intended)"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kind: [\n")
+    _, errors = load_sourced([broken], allow_empty=False)
+    assert len(errors) == 1 and "contains no policies" not in str(errors[0]), "a broken file is not also 'empty'"
 
 
 def test_every_error_of_a_document_is_reported_with_its_document() -> None:

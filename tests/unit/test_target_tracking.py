@@ -467,7 +467,7 @@ def test_metric_as_alarm_name_or_spec():
 @pytest.mark.parametrize(("doc", "message"), [
     ({"alarm": "a", "targetTracking": {"metric": "m", "targetValue": 70}}, "has no alarm"),
     ({"targetTracking": {"metric": "m", "targetValue": 70}, "targetValue": 3}, "exactly one of"),
-    ({"steps": [{"lowerBound": 0, "adjustment": 1}]}, "alarm: Field required"),
+    ({"steps": [{"lowerBound": 0, "adjustment": 1}]}, "alarm\n.*required field is missing"),
     ({"targetTracking": {"metric": "m", "targetValue": 0}}, "greater than 0"),
     ({"targetTracking": {"metric": "m", "targetValue": 70, "tolerance": 1}}, "less than 1"),
     ({"targetTracking": {"metric": "m", "targetValue": 70, "scaleOutSelectPolicy": "Fastest"}}, "'Max', 'Min'"),

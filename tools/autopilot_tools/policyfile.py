@@ -13,6 +13,7 @@ the JSON Schema (yaml-language-server) do.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import sys
 import types
@@ -288,13 +289,17 @@ def _reason(error: Any, model: type[BaseModel], path: list[Any]) -> str:
         expected = str(ctx.get("expected", "")).replace("' or '", "', '")
         return f"must be one of {expected} (got {_show(value)})"
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return _FIELD_HINTS.get(field) or f"must be a whole number (got {_show(value)})"
+        quoted = _quoted(value, int)
+        return _FIELD_HINTS.get(field) or (f"must be a whole number, {quoted}" if quoted
+                                           else f"must be a whole number (got {_show(value)})")
     if kind in ("float_type", "float_parsing"):
-        return f"must be a number (got {_show(value)})"
+        quoted = _quoted(value, float)
+        return f"must be a number, {quoted}" if quoted else f"must be a number (got {_show(value)})"
     if kind == "finite_number":
         return "must be a finite number (not .inf or .nan)"
     if kind in ("bool_type", "bool_parsing"):
-        return f"must be true or false (got {_show(value)})"
+        quoted = _quoted(value, bool)
+        return f"must be true or false, {quoted}" if quoted else f"must be true or false (got {_show(value)})"
     if kind == "string_type":
         if isinstance(value, int | float) and not isinstance(value, bool):
             return _FIELD_HINTS.get(field) or f'must be a string (got {_show(value)}; put it in quotes: "{value}")'
@@ -321,6 +326,22 @@ def _reason(error: Any, model: type[BaseModel], path: list[Any]) -> str:
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"must be a mapping of fields (key: value), not {_kind_of(value)}"
     return _one_line(str(error["msg"]))[:300]
+
+
+def _quoted(value: Any, wanted: type) -> str | None:
+    """Fields are strict (never coerced): when the value is the right thing in quotes, say so."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if wanted is bool:
+        fits = text in ("true", "false")
+    else:
+        try:
+            number = float(text) if wanted is float else int(text)
+        except ValueError:
+            return None
+        fits = math.isfinite(number)
+    return f"not the string {_show(value)} (write it without quotes: {text})" if fits else None
 
 
 def _kind_of(value: Any) -> str:
@@ -383,6 +404,8 @@ def _where(model: type[BaseModel], loc: Sequence[Any]) -> _Where:
         elif len(members) > 1:  # this part is the tag of the member that failed
             models = [m for m in members if _is_model(m)]
             chosen = next((m for m in models if m.__name__ == part), None)
+            if chosen is None and str(part).startswith("function-") and len(models) == 1:
+                chosen = models[0]  # a model with a wrap validator is tagged by its validator, not its name
             union_at, member, member_is_model = tuple(path), str(part), chosen is not None
             current = chosen if chosen is not None else next((m for m in members if not _is_model(m)), None)
             continue
@@ -578,8 +601,16 @@ def read_text(path: str | Path) -> tuple[str | None, PolicyError | None]:
                                  f"is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})")
 
 
-def load_sourced(paths: Iterable[str | Path]) -> tuple[list[SourcedPolicy], list[PolicyError]]:
-    """Policies of several files with where each came from; a target defined twice is an error."""
+EMPTY_FILE = "contains no policies (pass --allow-empty if that is intended)"
+
+
+def load_sourced(paths: Iterable[str | Path], *, allow_empty: bool = True,
+                 ) -> tuple[list[SourcedPolicy], list[PolicyError]]:
+    """Policies of several files with where each came from; a target defined twice is an error.
+
+    With ``allow_empty=False`` a file without a single policy (and no other error) is an error too: a
+    truncated file or the wrong path should not pass validation silently.
+    """
     policies: list[SourcedPolicy] = []
     errors: list[PolicyError] = []
     first: dict[str, SourcedPolicy] = {}
@@ -590,6 +621,8 @@ def load_sourced(paths: Iterable[str | Path]) -> tuple[list[SourcedPolicy], list
             continue
         found, problems = parse_policies(text, label(path))
         errors.extend(problems)
+        if not found and not problems and not allow_empty:
+            errors.append(PolicyError(label(path), None, None, EMPTY_FILE))
         for sourced in found:
             earlier = first.get(sourced.policy.key)
             if earlier is not None:

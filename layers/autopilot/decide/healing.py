@@ -111,7 +111,7 @@ def decide_service_stop(*, task: TaskStop, cls: Classification, policy: ServiceP
     cluster, service = policy.metadata.cluster, policy.metadata.service
     healing = policy.spec.healing or Healing()
     if cls.kind == StopKind.SPOT:
-        key = f"task:{task.task_arn}"
+        key = f"task:{task.task_id}"  # not the ARN: it carries the cluster name (state stays small)
         return decide_spot_signal(key=key, at=task.failed_at, what=f"task {task.task_id} interrupted",
                                   spot=healing.spotFallback, cluster=cluster, service=service, state=state,
                                   facts=facts, now=now)

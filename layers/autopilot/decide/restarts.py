@@ -214,9 +214,10 @@ def decide_task_stop(*, task: TaskStop, cls: Classification, policy: TaskPolicy,
         first = task.task_arn if known is None else f"{task.task_arn.rsplit('/', 1)[0]}/{lineage_id}"
         lineage = Lineage(id=lineage_id, first_task=first, updated_at=now)
     what = f"task {task.task_id} of {task.family}: {cls.explanation}"
-    if task.task_arn in lineage.seen_tasks:
+    # Task IDs, not ARNs: an ARN carries the cluster name (up to 255 characters) and IDs are unique in it.
+    if task.task_id in lineage.seen_tasks or task.task_arn in lineage.seen_tasks:  # ARNs: written before 0.2
         return Decision(outcome="skipped:duplicate-task", reason=f"{what}; this stop was already handled"), state
-    lineage = lineage.model_copy(update={"seen_tasks": [*lineage.seen_tasks, task.task_arn], "updated_at": now})
+    lineage = lineage.model_copy(update={"seen_tasks": [*lineage.seen_tasks, task.task_id], "updated_at": now})
 
     if cls.kind == StopKind.NORMAL:
         if known is None and lineage_id not in state.lineages:

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autopilot.models.events import InvalidEvent, parse_time
+from autopilot.models.validation import first_error
 
 IN_PROGRESS = "SERVICE_DEPLOYMENT_IN_PROGRESS"
 COMPLETED = "SERVICE_DEPLOYMENT_COMPLETED"
@@ -104,9 +105,7 @@ def parse_deployment_event(event: object) -> DeploymentChange:
     try:
         parsed = DeploymentStateChangeEvent.model_validate(event)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidEvent(f"{where}: {first['msg']}") from None
+        raise InvalidEvent(first_error(exc)) from None
     try:
         updated_at = parse_time(parsed.detail.updatedAt)
     except ValueError:

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from autopilot.models.validation import first_error
+
 AlarmState = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 
 
@@ -118,9 +120,7 @@ def parse_alarm_event(event: Any) -> AlarmChange:
         else:
             raise InvalidEvent("neither an EventBridge alarm event nor an alarm-action payload")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidEvent(f"{where}: {first['msg']}") from None
+        raise InvalidEvent(first_error(exc)) from None
     datapoint, threshold = parse_reason_data(detail.state.reasonData)
     return AlarmChange(
         alarm_name=detail.alarmName,

@@ -1,18 +1,36 @@
 """Policy documents: the user-facing format of contract section 2, validated with pydantic v2.
 
-Every model forbids unknown keys so a typo (``minTask``) is an error, not a silently ignored field.
+Every model forbids unknown keys so a typo (``minTask``) is an error, not a silently ignored field, and is
+strict: ``minTasks: "2"`` is an error, never coerced (YAML ints, floats and booleans are already typed;
+an int is accepted where a float is expected; percent adjustments such as ``"30%"`` are strings by design).
+
+Cross-field checks (``minTasks <= maxTasks``, step gaps, an alarm named twice...) are written against the raw
+input and run whatever else is wrong, so one validation reports every error of a document at once, each at the
+field it is about. Pydantic's own "after" model validators would skip them as soon as any field failed.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
 from functools import cached_property
 from itertools import pairwise
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Mode = Literal["enforce", "dry-run", "off"]
 _PERCENT = re.compile(r"^([+-]?\d+(?:\.\d+)?)%$")
@@ -24,6 +42,54 @@ _STAT = (r"^(SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?"
 ClusterName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
 ServiceName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
 AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
+# Strict scalars: "2" is not 2 and "true" is not true (YAML already types numbers and booleans; quotes make
+# strings). A whole number is still accepted where a float is expected. Per field rather than the models'
+# strict mode, which would also type their constructors for mypy (code builds nested models from dicts).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+
+Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]  # where (relative to the model being checked) and why
+
+
+# ------------------------------------------------------------------------------------ raw-input helpers
+def _get(data: Any, name: str) -> Any:
+    """A field of raw input: a mapping's key or an already-built model's attribute (None if absent)."""
+    if isinstance(data, dict):
+        return data.get(name)
+    return getattr(data, name, None) if isinstance(data, BaseModel) else None
+
+
+def _items(data: Any) -> list[Any]:
+    return list(data) if isinstance(data, list | tuple) else []
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return type(value) is int  # bool is not a whole number of tasks
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _dotted(loc: Loc) -> str:
+    """``("spec", "scaling", "rules", 0, "alarm")`` -> ``spec.scaling.rules[0].alarm``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _reraised(errors: Sequence[Any]) -> list[InitErrorDetails]:
+    """Pydantic's errors as they were, to raise again beside the cross-field problems."""
+    out: list[InitErrorDetails] = []
+    for error in errors:
+        detail: dict[str, Any] = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
+        if error.get("ctx"):
+            detail["ctx"] = error["ctx"]
+        out.append(detail)  # type: ignore[arg-type]
+    return out
 
 
 class StrictModel(BaseModel):
@@ -35,14 +101,54 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True,
                               allow_inf_nan=False)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_error(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Field validation and this model's cross-field checks, reported together."""
+        problems = cls._problems(data) if isinstance(data, dict) else []
+        if not problems:
+            return handler(data)
+        try:
+            handler(data)
+            found: list[Any] = []
+        except ValidationError as exc:
+            found = exc.errors()
+        new: list[InitErrorDetails] = [
+            {"type": "value_error", "loc": loc, "input": _value_at(data, loc), "ctx": {"error": ValueError(message)}}
+            for loc, message in problems]
+        try:
+            error = ValidationError.from_exception_data(cls.__name__, [*_reraised(found), *new])
+        except (KeyError, TypeError):  # an error type pydantic-core cannot rebuild: keep its words as they were
+            kept: list[InitErrorDetails] = [
+                {"type": PydanticCustomError(e["type"], e["msg"]),
+                 "loc": e["loc"], "input": e["input"]} for e in found]
+            error = ValidationError.from_exception_data(cls.__name__, [*kept, *new])
+        raise error
+
+    @classmethod
+    def _problems(cls, data: dict[str, Any]) -> list[Problem]:
+        """Cross-field checks of the raw input. Each looks only at values that are valid on their own
+        (a string where a number belongs is the field's error, not the check's)."""
+        return []
+
+
+def _value_at(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        if isinstance(part, int):
+            items = _items(data)
+            data = items[part] if 0 <= part < len(items) else None
+        else:
+            data = _get(data, part)
+    return data
+
 
 class Step(StrictModel):
     """One step adjustment; bounds are relative to the alarm threshold (AAS semantics)."""
 
-    lowerBound: float | None = None
-    upperBound: float | None = None
-    adjustment: int | str = Field(description='Change in tasks (e.g. 2, -1) or a percent string ("30%", "-10%").')
-    minAdjustmentMagnitude: int | None = Field(default=None, ge=1)
+    lowerBound: Float | None = None
+    upperBound: Float | None = None
+    adjustment: Int | str = Field(description='Change in tasks (e.g. 2, -1) or a percent string ("30%", "-10%").')
+    minAdjustmentMagnitude: Int | None = Field(default=None, ge=1)
 
     @field_validator("adjustment")
     @classmethod
@@ -51,13 +157,15 @@ class Step(StrictModel):
             raise ValueError('a percent adjustment must look like "30%" or "-10%"')
         return value.strip() if isinstance(value, str) else value
 
-    @model_validator(mode="after")
-    def _bounds(self) -> Step:
-        if self.lowerBound is not None and self.upperBound is not None and self.lowerBound >= self.upperBound:
-            raise ValueError("lowerBound must be below upperBound")
-        if self.minAdjustmentMagnitude is not None and not self.is_percent:
-            raise ValueError("minAdjustmentMagnitude only applies to percent adjustments")
-        return self
+    @classmethod
+    def _problems(cls, data: dict[str, Any]) -> list[Problem]:
+        problems: list[Problem] = []
+        lower, upper = data.get("lowerBound"), data.get("upperBound")
+        if _is_number(lower) and _is_number(upper) and lower >= upper:
+            problems.append(((), "lowerBound must be below upperBound"))
+        if data.get("minAdjustmentMagnitude") is not None and _is_int(data.get("adjustment")):
+            problems.append((("minAdjustmentMagnitude",), "minAdjustmentMagnitude only applies to percent adjustments"))
+        return problems
 
     @property
     def is_percent(self) -> bool:
@@ -79,7 +187,7 @@ class MetricSpec(StrictModel):
     dimensions: dict[Annotated[str, Field(min_length=1, max_length=255)],
                      Annotated[str, Field(min_length=1, max_length=1024)]] = Field(default_factory=dict, max_length=30)
     stat: str = Field(default="Average", pattern=_STAT)
-    period: int = Field(default=60, description="Seconds: 1, 5, 10, 30 (high resolution) or a multiple of 60.")
+    period: Int = Field(default=60, description="Seconds: 1, 5, 10, 30 (high resolution) or a multiple of 60.")
 
     @field_validator("period")
     @classmethod
@@ -89,12 +197,24 @@ class MetricSpec(StrictModel):
         return value
 
 
+def _metric_key(metric: Any) -> str | None:
+    """A stable name of a tracked metric (an alarm name or a metric spec, raw or built); None if unreadable."""
+    if isinstance(metric, str):
+        return f"alarm:{metric}"
+    namespace, name, dimensions = _get(metric, "namespace"), _get(metric, "name"), _get(metric, "dimensions") or {}
+    if not (isinstance(namespace, str) and isinstance(name, str) and isinstance(dimensions, dict)):
+        return None
+    stat, period = _get(metric, "stat") or "Average", _get(metric, "period") or 60
+    dims = ",".join(f"{k}={v}" for k, v in sorted(dimensions.items(), key=lambda kv: str(kv[0])))
+    return f"{namespace}/{name}[{dims}]/{stat}/{period}"
+
+
 class RatePolicy(StrictModel):
     """At most ``value`` tasks (Tasks) or percent of the capacity (Percent) per ``periodSeconds`` (HPA policies)."""
 
     type: Literal["Tasks", "Percent"]
-    value: int = Field(gt=0, le=100000)
-    periodSeconds: int = Field(default=60, ge=1, le=1800)
+    value: Int = Field(gt=0, le=100000)
+    periodSeconds: Int = Field(default=60, ge=1, le=1800)
 
 
 ROBUST_ONLY = ("scaleInPercentile", "scaleInHysteresis", "scaleOutNoiseDeviations", "holdAfterScaleOutSeconds",
@@ -113,12 +233,12 @@ class Predictive(StrictModel):
 
     loadMetric: AlarmName | MetricSpec = Field(
         description="A metric proportional to the demand (e.g. the ALB's RequestCount, Sum): not a utilization.")
-    historyDays: int = Field(default=14, ge=2, le=14, description="days of history fitted (CloudWatch keeps "
+    historyDays: Int = Field(default=14, ge=2, le=14, description="days of history fitted (CloudWatch keeps "
                                                                     "5-minute data for 63 days)")
-    refreshSeconds: int = Field(default=3600, ge=300, le=86400, description="how often the fit is refreshed")
-    taskStartSeconds: int = Field(default=120, ge=0, le=1800, description="how far ahead to pre-scale: the time "
+    refreshSeconds: Int = Field(default=3600, ge=300, le=86400, description="how often the fit is refreshed")
+    taskStartSeconds: Int = Field(default=120, ge=0, le=1800, description="how far ahead to pre-scale: the time "
                                                                           "from a scale-out to new tasks serving")
-    maxError: float = Field(default=0.3, gt=0, le=2, description="quality gate: the forecast is used only while "
+    maxError: Float = Field(default=0.3, gt=0, le=2, description="quality gate: the forecast is used only while "
                                                                  "its recent relative error is at most this")
 
 
@@ -130,9 +250,9 @@ class TargetTracking(StrictModel):
     """
 
     metric: AlarmName | MetricSpec
-    targetValue: float = Field(gt=0)
-    tolerance: float = Field(default=0.1, ge=0, lt=1)
-    scaleInStabilizationSeconds: int | None = Field(default=None, ge=0, le=3600,
+    targetValue: Float = Field(gt=0)
+    tolerance: Float = Field(default=0.1, ge=0, lt=1)
+    scaleInStabilizationSeconds: Int | None = Field(default=None, ge=0, le=3600,
                                                     description="default 900 (robust) or 300 (newest)")
     # Empty = no rate limit: HPA's defaults (100 % per 15 s) are no limit at the reconciler's one-minute
     # cadence; maxTasks, the tolerance and scale-in stabilization are the brakes unless the user adds some.
@@ -140,16 +260,16 @@ class TargetTracking(StrictModel):
     scaleInPolicies: list[RatePolicy] = Field(default_factory=list, max_length=10)
     scaleOutSelectPolicy: Literal["Max", "Min", "Disabled"] = "Max"
     scaleInSelectPolicy: Literal["Max", "Min", "Disabled"] = "Max"
-    datapointsToScaleOut: int | None = Field(default=None, ge=1, le=15,
+    datapointsToScaleOut: Int | None = Field(default=None, ge=1, le=15,
                                              description="default 3 (robust: their mean) or 1 (newest)")
     # Asymmetric band: scale in only below targetValue x (1 - scaleInTolerance). Default: ``tolerance``.
-    scaleInTolerance: float | None = Field(default=None, ge=0, lt=1)
+    scaleInTolerance: Float | None = Field(default=None, ge=0, lt=1)
     # Trend-aware scale-out (0 = off): forecast the metric this many seconds past its newest datapoint with a
     # least-squares line through the newest ``trendDatapoints`` (ignored without a lookahead); a higher forecast
     # stands in for the newest datapoint when deciding to scale out (never to scale in). A good value: task
     # start time + metric delay.
-    scaleOutLookaheadSeconds: int = Field(default=0, ge=0, le=900)
-    trendDatapoints: int = Field(default=3, ge=2, le=15)
+    scaleOutLookaheadSeconds: Int = Field(default=0, ge=0, le=900)
+    trendDatapoints: Int = Field(default=3, ge=2, le=15)
     # How the rule sizes (issue 12). ``robust`` (the default): the rule keeps the load its metric implies (in tasks
     # at the target) over a window; it scales out on a sustained breach (the mean of the newest datapoints beyond
     # the band) or one datapoint far beyond the noise, and scales in to what a high percentile of the window needs,
@@ -158,10 +278,10 @@ class TargetTracking(StrictModel):
     sizing: Literal["robust", "newest"] = Field(
         default="robust", description="robust (default): a window of loads, sustained or beyond-the-noise scale-out, "
                                       "percentile scale-in with noise hysteresis; newest: HPA on the newest datapoint")
-    scaleInPercentile: float | None = Field(default=None, ge=50, le=100, description="robust: default 80")
-    scaleInHysteresis: float | None = Field(default=None, ge=0, le=5, description="robust: default 0.5")
-    scaleOutNoiseDeviations: float | None = Field(default=None, ge=0, le=20, description="robust: default 3")
-    holdAfterScaleOutSeconds: int | None = Field(default=None, ge=0, le=3600, description="robust: default 300")
+    scaleInPercentile: Float | None = Field(default=None, ge=50, le=100, description="robust: default 80")
+    scaleInHysteresis: Float | None = Field(default=None, ge=0, le=5, description="robust: default 0.5")
+    scaleOutNoiseDeviations: Float | None = Field(default=None, ge=0, le=20, description="robust: default 3")
+    holdAfterScaleOutSeconds: Int | None = Field(default=None, ge=0, le=3600, description="robust: default 300")
     predictive: Predictive | None = Field(default=None, description="robust only: pre-scale from a forecast of the "
                                                                      "service's own demand")
 
@@ -213,15 +333,17 @@ class TargetTracking(StrictModel):
     @cached_property
     def key(self) -> str:
         """A stable name for the rule's memory in the service state (one rule per metric)."""
-        if isinstance(self.metric, str):
-            return f"alarm:{self.metric}"
-        dims = ",".join(f"{k}={v}" for k, v in sorted(self.metric.dimensions.items()))
-        return f"{self.metric.namespace}/{self.metric.name}[{dims}]/{self.metric.stat}/{self.metric.period}"
+        key = _metric_key(self.metric)
+        assert key is not None  # a validated metric always has one
+        return key
 
     @cached_property
     def longest_rate_period(self) -> int:
         """Seconds of desired-count changes the rate limits need to remember (0: no rate limit)."""
         return max((p.periodSeconds for p in (*self.scaleOutPolicies, *self.scaleInPolicies)), default=0)
+
+
+RULE_KINDS = ("steps", "targetValue", "exactCapacity", "targetTracking")
 
 
 class ScalingRule(StrictModel):
@@ -230,78 +352,98 @@ class ScalingRule(StrictModel):
 
     alarm: AlarmName | None = None
     steps: list[Step] | None = Field(default=None, min_length=1)
-    targetValue: float | None = Field(default=None, gt=0)
-    exactCapacity: int | None = Field(default=None, ge=0)
+    targetValue: Float | None = Field(default=None, gt=0)
+    exactCapacity: Int | None = Field(default=None, ge=0)
     targetTracking: TargetTracking | None = None
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> ScalingRule:
-        kinds = [k for k in ("steps", "targetValue", "exactCapacity", "targetTracking") if getattr(self, k) is not None]
+    @classmethod
+    def _problems(cls, data: dict[str, Any]) -> list[Problem]:
+        kinds = [k for k in RULE_KINDS if data.get(k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a rule needs exactly one of steps, targetValue, exactCapacity, targetTracking")
-        if self.targetTracking is not None and self.alarm is not None:
-            raise ValueError("a targetTracking rule has no alarm: to track an alarm's metric, "
-                             "name the alarm in targetTracking.metric")
-        if self.targetTracking is None and self.alarm is None:
-            raise ValueError("alarm: Field required (every rule but targetTracking is driven by an alarm)")
-        if self.steps is not None:
-            _check_steps(self.steps)
-        return self
+            return [((), "a rule needs exactly one of steps, targetValue, exactCapacity, targetTracking")]
+        if kinds == ["targetTracking"] and data.get("alarm") is not None:
+            return [(("alarm",), "a targetTracking rule has no alarm: to track an alarm's metric, "
+                                 "name the alarm in targetTracking.metric")]
+        if kinds != ["targetTracking"] and data.get("alarm") is None:
+            return [(("alarm",), "required field is missing (every rule but targetTracking is driven by an alarm)")]
+        if kinds == ["steps"]:
+            return [((), message) for message in _step_problems(_items(data["steps"]))]
+        return []
 
 
-def _check_steps(steps: list[Step]) -> None:
-    """AAS rules: no overlap, no gap, at most one open lower and one open upper bound."""
-    if sum(1 for s in steps if s.lowerBound is None) > 1:
-        raise ValueError("at most one step may have no lowerBound")
-    if sum(1 for s in steps if s.upperBound is None) > 1:
-        raise ValueError("at most one step may have no upperBound")
-    if len(steps) == 1 and steps[0].lowerBound is None and steps[0].upperBound is None:
-        raise ValueError("a single step needs a lowerBound or an upperBound")
-    ordered = sorted(steps, key=lambda s: float("-inf") if s.lowerBound is None else s.lowerBound)
-    for before, after in pairwise(ordered):
-        if before.upperBound is None or after.lowerBound is None:
-            raise ValueError("steps overlap: an open bound must be the first or the last step")
-        if before.upperBound < after.lowerBound:
-            raise ValueError(f"steps leave a gap between {before.upperBound} and {after.lowerBound}")
-        if before.upperBound > after.lowerBound:
-            raise ValueError(f"steps overlap between {after.lowerBound} and {before.upperBound}")
+def _step_problems(steps: list[Any]) -> list[str]:
+    """AAS rules: no overlap, no gap, at most one open lower and one open upper bound (only for readable steps)."""
+    bounds: list[tuple[Float | None, Float | None]] = []
+    for step in steps:
+        lower, upper = _get(step, "lowerBound"), _get(step, "upperBound")
+        if not isinstance(step, dict | Step) or not all(b is None or _is_number(b) for b in (lower, upper)):
+            return []  # the step's own fields are wrong: that is the error to fix first
+        bounds.append((None if lower is None else float(lower), None if upper is None else float(upper)))
+    if not bounds:
+        return []
+    if sum(1 for lower, _ in bounds if lower is None) > 1:
+        return ["at most one step may have no lowerBound"]
+    if sum(1 for _, upper in bounds if upper is None) > 1:
+        return ["at most one step may have no upperBound"]
+    if len(bounds) == 1 and bounds[0] == (None, None):
+        return ["a single step needs a lowerBound or an upperBound"]
+    ordered = sorted(bounds, key=lambda b: float("-inf") if b[0] is None else b[0])
+    for (_, before_upper), (after_lower, _) in pairwise(ordered):
+        if before_upper is None or after_lower is None:
+            return ["steps overlap: an open bound must be the first or the last step"]
+        if before_upper < after_lower:
+            return [f"steps leave a gap between {before_upper} and {after_lower}"]
+        if before_upper > after_lower:
+            return [f"steps overlap between {after_lower} and {before_upper}"]
+    return []
 
 
 class Scaling(StrictModel):
-    minTasks: int = Field(ge=0)
-    maxTasks: int = Field(ge=0)
-    scaleOutCooldownSeconds: int = Field(default=300, ge=0, le=86400)
-    scaleInCooldownSeconds: int = Field(default=300, ge=0, le=86400)
+    minTasks: Int = Field(ge=0)
+    maxTasks: Int = Field(ge=0)
+    scaleOutCooldownSeconds: Int = Field(default=300, ge=0, le=86400)
+    scaleInCooldownSeconds: Int = Field(default=300, ge=0, le=86400)
     rules: list[ScalingRule] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _min_max(self) -> Scaling:
-        if self.minTasks > self.maxTasks:
-            raise ValueError(f"minTasks ({self.minTasks}) must not exceed maxTasks ({self.maxTasks})")
-        for rule in self.rules:
-            if rule.exactCapacity is not None and not self.minTasks <= rule.exactCapacity <= self.maxTasks:
-                raise ValueError(f"exactCapacity of rule {rule.alarm!r} is outside [minTasks, maxTasks]")
-        tracked = [r.targetTracking.key for r in self.rules if r.targetTracking is not None]
-        if len(tracked) != len(set(tracked)):
-            raise ValueError("each metric may be tracked by one targetTracking rule per policy")
-        return self
+    @classmethod
+    def _problems(cls, data: dict[str, Any]) -> list[Problem]:
+        problems: list[Problem] = []
+        low = data["minTasks"] if _is_int(data.get("minTasks")) else None
+        high = data["maxTasks"] if _is_int(data.get("maxTasks")) else None
+        if low is not None and high is not None and low > high:
+            problems.append(((), f"minTasks ({low}) must not exceed maxTasks ({high})"))
+            low = high = None  # no range to check exactCapacity against
+        tracked: dict[str, int] = {}
+        for index, rule in enumerate(_items(data.get("rules"))):
+            exact = _get(rule, "exactCapacity")
+            if low is not None and high is not None and _is_int(exact) and not low <= exact <= high:
+                problems.append((("rules", index, "exactCapacity"),
+                                 f"exactCapacity ({exact}) is outside [minTasks, maxTasks] = [{low}, {high}]"))
+            key = _metric_key(_get(_get(rule, "targetTracking"), "metric"))
+            if key is not None and key in tracked:
+                problems.append((("rules", index, "targetTracking", "metric"),
+                                 f"this metric is already tracked by rules[{tracked[key]}]: each metric may be "
+                                 "tracked by one targetTracking rule per policy"))
+            elif key is not None:
+                tracked[key] = index
+        return problems
 
 
 class CrashLoop(StrictModel):
-    failures: int = Field(default=3, ge=1, le=1000)
-    windowSeconds: int = Field(default=600, ge=10, le=86400)
+    failures: Int = Field(default=3, ge=1, le=1000)
+    windowSeconds: Int = Field(default=600, ge=10, le=86400)
     action: Literal["rollback", "notify"] = "rollback"
 
 
 class Oom(StrictModel):
-    growPercent: int = Field(default=25, ge=1, le=400)
-    maxMemoryMiB: int = Field(default=8192, ge=128, le=122880)
+    growPercent: Int = Field(default=25, ge=1, le=400)
+    maxMemoryMiB: Int = Field(default=8192, ge=128, le=122880)
 
 
 class SpotFallback(StrictModel):
-    interruptions: int = Field(default=2, ge=1, le=1000)
-    windowSeconds: int = Field(default=300, ge=10, le=86400)
-    holdSeconds: int = Field(default=1800, ge=60, le=7 * 86400)
+    interruptions: Int = Field(default=2, ge=1, le=1000)
+    windowSeconds: Int = Field(default=300, ge=10, le=86400)
+    holdSeconds: Int = Field(default=1800, ge=60, le=7 * 86400)
     onDemandProvider: str = Field(default="FARGATE", min_length=1, max_length=255)
 
 
@@ -312,10 +454,10 @@ class Healing(StrictModel):
 
 
 class Rollout(StrictModel):
-    rollbackOnDeploymentFailure: bool = True
-    rollbackOnImagePullFailure: bool = True
+    rollbackOnDeploymentFailure: Bool = True
+    rollbackOnImagePullFailure: Bool = True
     rollbackAlarms: list[AlarmName] = Field(default_factory=list)
-    bakeSeconds: int = Field(default=1800, ge=0, le=7 * 86400)
+    bakeSeconds: Int = Field(default=1800, ge=0, le=7 * 86400)
     recycleAlarms: list[AlarmName] = Field(default_factory=list)
 
 
@@ -339,13 +481,27 @@ class ServicePolicy(StrictModel):
     metadata: ServiceMetadata
     spec: ServiceSpec
 
-    @model_validator(mode="after")
-    def _unique_alarms(self) -> ServicePolicy:
-        names = self.alarm_names()
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"each alarm may appear once per policy; repeated: {', '.join(duplicates)}")
-        return self
+    @classmethod
+    def _problems(cls, data: dict[str, Any]) -> list[Problem]:
+        """Each alarm once per policy (rules, rollback and recycle alarms together): reported at every repeat."""
+        spec = data.get("spec")
+        named: list[tuple[Loc, Any]] = [
+            (("spec", "scaling", "rules", i, "alarm"), _get(rule, "alarm"))
+            for i, rule in enumerate(_items(_get(_get(spec, "scaling"), "rules")))]
+        rollout = _get(spec, "rollout")
+        for field in ("rollbackAlarms", "recycleAlarms"):
+            named += [(("spec", "rollout", field, i), name) for i, name in enumerate(_items(_get(rollout, field)))]
+        first: dict[str, Loc] = {}
+        problems: list[Problem] = []
+        for loc, name in named:
+            if not isinstance(name, str):
+                continue
+            if name in first:
+                problems.append((loc, f"alarm {name!r} is already used at {_dotted(first[name])}: each alarm may "
+                                      "appear once per policy (rules, rollbackAlarms and recycleAlarms together)"))
+            else:
+                first[name] = loc
+        return problems
 
     def alarm_names(self) -> list[str]:
         """Every alarm the policy reacts to (rules, rollback and recycle alarms), in order."""
@@ -366,16 +522,17 @@ class TaskMetadata(StrictModel):
 
 
 class Restart(StrictModel):
-    maxRestarts: int = Field(default=3, ge=0, le=100)
-    initialBackoffSeconds: int = Field(default=10, ge=0, le=86400)
-    maxBackoffSeconds: int = Field(default=300, ge=0, le=86400)
-    resetAfterSeconds: int = Field(default=600, ge=0, le=7 * 86400)
+    maxRestarts: Int = Field(default=3, ge=0, le=100)
+    initialBackoffSeconds: Int = Field(default=10, ge=0, le=86400)
+    maxBackoffSeconds: Int = Field(default=300, ge=0, le=86400)
+    resetAfterSeconds: Int = Field(default=600, ge=0, le=7 * 86400)
 
-    @model_validator(mode="after")
-    def _backoff(self) -> Restart:
-        if self.initialBackoffSeconds > self.maxBackoffSeconds:
-            raise ValueError("initialBackoffSeconds must not exceed maxBackoffSeconds")
-        return self
+    @classmethod
+    def _problems(cls, data: dict[str, Any]) -> list[Problem]:
+        initial, most = data.get("initialBackoffSeconds", 10), data.get("maxBackoffSeconds", 300)
+        if _is_int(initial) and _is_int(most) and initial > most:
+            return [((), "initialBackoffSeconds must not exceed maxBackoffSeconds")]
+        return []
 
 
 class Network(StrictModel):

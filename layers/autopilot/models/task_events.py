@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autopilot.models.events import InvalidEvent, parse_time
+from autopilot.models.validation import first_error
 
 TASK_STATE_CHANGE = "ECS Task State Change"
 SERVICE_ACTION = "ECS Service Action"
@@ -220,17 +221,11 @@ def _time(value: str | None) -> datetime | None:
         return None
 
 
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}"
-
-
 def parse_task_event(event: dict[str, Any]) -> TaskStop:
     try:
         raw = RawTaskEvent.model_validate(event)
     except ValidationError as exc:
-        raise InvalidEvent(_first_error(exc)) from None
+        raise InvalidEvent(first_error(exc)) from None
     detail = raw.detail
     family, revision = split_task_definition(detail.taskDefinitionArn)
     event_time = _time(raw.time)
@@ -259,7 +254,7 @@ def parse_service_action(event: dict[str, Any]) -> ServiceAction:
     try:
         raw = RawServiceActionEvent.model_validate(event)
     except ValidationError as exc:
-        raise InvalidEvent(_first_error(exc)) from None
+        raise InvalidEvent(first_error(exc)) from None
     if not raw.resources:
         raise InvalidEvent("resources: a service action event names its service in resources[0]")
     event_time = _time(raw.time)

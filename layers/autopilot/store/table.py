@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from autopilot.models.policy import Policy, ServicePolicy, TaskPolicy
 from autopilot.models.state import ServiceState, Snapshot
+from autopilot.models.state_budget import fit
 
 AUDIT_TTL = timedelta(days=90)
 
@@ -60,11 +61,35 @@ class AuditEntry(BaseModel):
     actions: list[dict[str, Any]] = Field(default_factory=list)
     calls: list[str] = Field(default_factory=list)  # AWS calls made (or, in dry-run, that would have been)
     error: str | None = None
+    actor: str | None = None  # who, for operator actions (apply, delete, pause, resume): an AWS identity ARN
+    changes: list[str] = Field(default_factory=list)  # what an operator action changed: "field: old -> new"
 
     @property
     def cluster_service(self) -> tuple[str, str]:
         parts = self.target.split("#")
         return (parts[1], parts[2]) if len(parts) == 3 else ("-", "-")
+
+
+AUDIT_BUDGET_BYTES = 100_000
+
+
+def _bounded_doc(entry: AuditEntry) -> str:
+    """The audit document within its byte budget: oversized action bodies are summarised, texts cut."""
+    doc = entry.model_dump_json()
+    if len(doc.encode()) <= AUDIT_BUDGET_BYTES:
+        return doc
+    summary = [{"kind": a.get("kind", "?"), "truncated": True} for a in entry.actions]
+    changes = [c[:500] for c in entry.changes[:100]]
+    if len(entry.changes) > 100:
+        changes.append(f"... and {len(entry.changes) - 100} more changes")
+    short = entry.model_copy(update={"actions": summary, "reason": entry.reason[:2000],
+                                     "trigger": entry.trigger[:500], "calls": entry.calls[:100],
+                                     "changes": changes})
+    return short.model_dump_json()
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _epoch(moment: datetime) -> int:
@@ -78,6 +103,11 @@ def _s(value: str) -> dict[str, str]:
 def _forecast_sk(rule: str) -> str:
     """A rule key can be long (a metric spec's dimensions): the sort key carries a digest of it."""
     return "FORECAST#" + hashlib.sha256(rule.encode()).hexdigest()[:24]
+
+
+# Builds the audit entry of a policy change from the stored document it replaces (None: there was none), so
+# the entry describes exactly what the conditional write replaced, and lands in the same transaction.
+PolicyAudit = Callable[[dict[str, Any] | None], AuditEntry]
 
 
 class StateTable:
@@ -96,20 +126,23 @@ class StateTable:
         return self._client
 
     # ---------------------------------------------------------------- policies
-    def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = 5) -> str:
+    def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = 5,
+                   audit: PolicyAudit | None = None) -> str:
         """Store a policy and its alarm index entries in one transaction. Returns created|updated|unchanged.
 
         The policy write is conditional on the document that was read, so two concurrent applies cannot
         interleave and leave an alarm index entry of the older document behind (the loser retries).
+        ``audit`` (given the replaced document) adds an audit record to the same transaction; an unchanged
+        policy writes nothing, so it records nothing.
         """
         for _attempt in range(attempts):
             try:
-                return self._put_policy_once(policy, now)
+                return self._put_policy_once(policy, now, audit)
             except ConcurrentUpdate:
                 continue
         raise ConcurrentUpdate(f"{policy.key}: policy kept changing for {attempts} attempts")
 
-    def _put_policy_once(self, policy: ServicePolicy | TaskPolicy, now: datetime) -> str:
+    def _put_policy_once(self, policy: ServicePolicy | TaskPolicy, now: datetime, audit: PolicyAudit | None) -> str:
         document = policy.model_dump_json(exclude_none=True)
         current = self.client.get_item(TableName=self.name, Key=self._key(policy.key, "POLICY"), ConsistentRead=True)
         old_item = current.get("Item")
@@ -133,8 +166,13 @@ class StateTable:
                 **self._key(f"ALARM#{alarm}", policy.key), "doc": _s(document)}}})
         for alarm in sorted(old_alarms - new_alarms):
             writes.append({"Delete": {"TableName": self.name, "Key": self._key(f"ALARM#{alarm}", policy.key)}})
-        if len(writes) > 100:  # TransactWriteItems takes at most 100 items: 1 policy + 99 alarm entries
-            raise ValueError(f"{policy.key}: a policy may name at most 99 alarms (this one changes {len(writes) - 1})")
+        if audit is not None:
+            entry = audit(json.loads(old_item["doc"]["S"]) if old_item else None)
+            writes.append({"Put": {"TableName": self.name, "Item": self._audit_item(entry)}})
+        if len(writes) > 100:  # TransactWriteItems takes at most 100 items: policy, alarm entries, audit record
+            limit = 99 - (audit is not None)
+            raise ValueError(f"{policy.key}: one apply may change at most {limit} alarm index entries "
+                             f"(this one changes {len(writes) - 1 - (audit is not None)})")
         try:
             self.client.transact_write_items(TransactItems=writes)
         except self.client.exceptions.TransactionCanceledException as exc:
@@ -148,16 +186,37 @@ class StateTable:
         item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
         return _policy_adapter().validate_json(item["doc"]["S"]) if item else None
 
-    def delete_policy(self, key: str) -> bool:
-        item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
-        if not item:
-            return False
-        alarms = json.loads(item["alarms"]["S"]) if "alarms" in item else []
-        writes = [{"Delete": {"TableName": self.name, "Key": self._key(key, "POLICY")}}]
-        writes += [{"Delete": {"TableName": self.name, "Key": self._key(f"ALARM#{a}", key)}} for a in alarms]
-        for start in range(0, len(writes), 100):
-            self.client.transact_write_items(TransactItems=writes[start:start + 100])
-        return True
+    def delete_policy(self, key: str, audit: PolicyAudit | None = None, attempts: int = 5) -> bool:
+        """Remove a policy and its alarm index entries; False if there is none.
+
+        The delete is conditional on the document that was read (a concurrent apply makes it retry), so the
+        alarm entries removed are that document's and ``audit`` (given it) records what was really deleted,
+        in the same transaction as the policy itself.
+        """
+        for _attempt in range(attempts):
+            item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"),
+                                        ConsistentRead=True).get("Item")
+            if not item:
+                return False
+            alarms = json.loads(item["alarms"]["S"]) if "alarms" in item else []
+            writes: list[dict[str, Any]] = [{"Delete": {
+                "TableName": self.name, "Key": self._key(key, "POLICY"),
+                "ConditionExpression": "doc = :old", "ExpressionAttributeValues": {":old": item["doc"]}}}]
+            if audit is not None:
+                entry = audit(json.loads(item["doc"]["S"]))
+                writes.append({"Put": {"TableName": self.name, "Item": self._audit_item(entry)}})
+            writes += [{"Delete": {"TableName": self.name, "Key": self._key(f"ALARM#{a}", key)}} for a in alarms]
+            try:
+                self.client.transact_write_items(TransactItems=writes[:100])
+            except self.client.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    continue
+                raise
+            for start in range(100, len(writes), 100):  # left-over alarm entries of a policy naming 99+ alarms
+                self.client.transact_write_items(TransactItems=writes[start:start + 100])
+            return True
+        raise ConcurrentUpdate(f"{key}: policy kept changing for {attempts} attempts")
 
     def list_policies(self) -> list[ServicePolicy | TaskPolicy]:
         """Every stored policy (GSI1, eventually consistent: fine for the reconciler and the CLI)."""
@@ -195,8 +254,15 @@ class StateTable:
         """Write ``state`` if the stored version is still ``expected_version``; returns the new version.
 
         Audit entries given here are written in the same transaction, so a decision and its record
-        land together or not at all. Raises ConcurrentUpdate when someone else wrote first.
+        land together or not at all. Raises ConcurrentUpdate when someone else wrote first. The document
+        is fitted to its byte budget first (models/state_budget.py): an item over DynamoDB's 400 KB could
+        never be written again; StateTooLarge is raised if even the current state cannot fit.
         """
+        state, pruned = fit(state)
+        if pruned:
+            from autopilot.observability import logger
+
+            logger.warning("state over its byte budget: older history dropped", extra={"key": key, "pruned": pruned})
         new_version = expected_version + 1
         # Identifies this write: when AWS applied it but the answer was lost (a timeout), botocore's retry
         # fails the condition on our own write; the token tells it apart from a concurrent one.
@@ -271,8 +337,10 @@ class StateTable:
     def history(self, *, cluster: str | None = None, service: str | None = None, since: datetime | None = None,
                 now: datetime | None = None, limit: int = 200) -> list[AuditEntry]:
         """Audit entries, newest first. With cluster and service: that service's partition; else by day."""
-        now = now or datetime.now(UTC)
-        since = since or now - timedelta(days=1)
+        # Sort keys are UTC ISO strings: compare in UTC, whatever offset the caller's times carry (a naive
+        # time is taken as UTC).
+        now = _utc(now or datetime.now(UTC))
+        since = _utc(since or now - timedelta(days=1))
         entries: list[AuditEntry] = []
         if cluster and service:
             items = self._query(KeyConditionExpression="PK = :p AND SK >= :s", ScanIndexForward=False,
@@ -302,7 +370,7 @@ class StateTable:
         return {
             "PK": _s(f"AUDIT#{target}"), "SK": _s(sort_key),
             "GSI1PK": _s(f"AUDIT#{at.date().isoformat()}"), "GSI1SK": _s(sort_key),
-            "doc": _s(entry.model_dump_json()), "expiration": {"N": str(_epoch(at + AUDIT_TTL))},
+            "doc": _s(_bounded_doc(entry)), "expiration": {"N": str(_epoch(at + AUDIT_TTL))},
         }
 
     @staticmethod

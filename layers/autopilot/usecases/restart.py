@@ -28,6 +28,7 @@ from autopilot.models.actions import Decision
 from autopilot.models.healing_state import RestartMessage, RestartState
 from autopilot.models.policy import TaskPolicy, family_key
 from autopilot.models.state import ServiceState, Snapshot
+from autopilot.models.validation import first_error
 from autopilot.observability import logger
 from autopilot.store.table import AuditEntry
 from autopilot.usecases.observe import count_invalid, count_outcomes
@@ -47,8 +48,7 @@ def handle_restart_message(body: str, deps: Dependencies, message_id: str = "-")
     try:
         message = parse_message(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        reason = f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}"
+        reason = first_error(exc, whole="body")
         count_invalid(reason)
         record(ctx, target="-", trigger="invalid restart message", outcome="rejected:invalid-event", reason=reason)
         return {"status": "rejected", "reason": reason}

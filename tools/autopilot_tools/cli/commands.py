@@ -12,6 +12,7 @@ import json
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from autopilot.models.policy import ServicePolicy, TaskPolicy, family_key, service_key
@@ -20,7 +21,7 @@ from autopilot_tools.cli.discovery import CliError, find_table
 from autopilot_tools.policyfile import SourcedPolicy, describe, label, load_sourced
 
 if TYPE_CHECKING:
-    from autopilot.store.table import StateTable
+    from autopilot.store.table import AuditEntry, StateTable
 
 AnyPolicy = ServicePolicy | TaskPolicy
 # Draft 7: what the YAML editors (yaml-language-server, VS Code) fully support; they warn on 2020-12.
@@ -55,9 +56,9 @@ def open_store(args: argparse.Namespace) -> StateTable:
     return StateTable(choice.name)
 
 
-def _loaded(files: list[str]) -> tuple[list[SourcedPolicy], bool]:
+def _loaded(files: list[str], allow_empty: bool) -> tuple[list[SourcedPolicy], bool]:
     """Load policy files, printing every error to stderr; returns the policies and whether all were valid."""
-    policies, errors = load_sourced(files)
+    policies, errors = load_sourced(files, allow_empty=allow_empty)
     for error in errors:
         err(str(error))
     return policies, not errors
@@ -66,7 +67,7 @@ def _loaded(files: list[str]) -> tuple[list[SourcedPolicy], bool]:
 # ------------------------------------------------------------------------------------ validate, schema
 def cmd_validate(args: argparse.Namespace) -> int:
     """Report every error of every file (one line each) or ``ok: FILE (N policies)``."""
-    policies, errors = load_sourced(args.files)
+    policies, errors = load_sourced(args.files, allow_empty=args.allow_empty)
     if args.json:
         out(json.dumps({"ok": not errors, "policies": [
             {"file": p.file, "document": p.document, "kind": p.policy.kind, "target": render.name_of(p.policy)}
@@ -79,8 +80,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if file not in failed:
             count = sum(1 for p in policies if p.file == file)
             out(f"ok: {file} ({_plural(count, 'policy')})")
-            if count == 0:
-                err(f"warning: {file} contains no policies")
     return 1 if errors else 0
 
 
@@ -115,9 +114,50 @@ def _plan(old: AnyPolicy | None, new: AnyPolicy) -> str:
     return "unchanged" if same else "updated"
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return "unknown"
+
+
+@cache
+def who() -> str:
+    """Who acts, for the audit trail: the caller's AWS identity (STS GetCallerIdentity needs no permission),
+    else the OS user. Asked once per command, with few retries: the audit must not stall the change."""
+    try:
+        import boto3
+        from botocore.config import Config
+
+        sts = boto3.session.Session().client("sts", config=Config(
+            retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=5))
+        return str(sts.get_caller_identity()["Arn"])
+    except Exception:  # no identity (e.g. STS unreachable from a private network): still record someone
+        return f"{_os_user()} (OS user)"
+
+
+def _document(policy: AnyPolicy) -> dict[str, Any]:
+    """The policy as the store keeps it (the same JSON document), to diff against a stored one."""
+    document: dict[str, Any] = json.loads(policy.model_dump_json(exclude_none=True))
+    return document
+
+
+def _policy_change(target: str, command: str, new: dict[str, Any] | None, old: dict[str, Any] | None,
+                   actor: str) -> AuditEntry:
+    """The audit record of a policy change: who, when, and every field that changed."""
+    from autopilot.store.table import AuditEntry
+
+    what = "deleted" if new is None else "updated" if old is not None else "created"
+    mode = str(((new or old or {}).get("spec") or {}).get("mode") or "enforce")
+    return AuditEntry(at=utcnow(), target=target, event_id=f"cli-{uuid.uuid4().hex[:12]}", source="cli",
+                      trigger=f"autopilot {command.split()[0]}", outcome=f"policy:{what}",
+                      reason=f"{what} by {actor} with autopilot {command}", mode=mode, actor=actor,
+                      changes=render.document_diff(old, new, limit=render.MAX_AUDIT_CHANGES))
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
-    """Validate every document first; store nothing unless all are valid."""
-    policies, valid = _loaded(args.files)
+    """Validate every document first; store nothing unless all are valid. Each change is audited."""
+    policies, valid = _loaded(args.files, args.allow_empty)
     if not valid:
         err("autopilot: nothing was applied: fix the errors above first")
         return 1
@@ -125,11 +165,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
         out("nothing to apply: no policies in " + ", ".join(args.files))
         return 0
     store = open_store(args)
+    actor = "" if args.dry_run else who()
     counts: dict[str, int] = {"created": 0, "updated": 0, "unchanged": 0}
     for sourced in policies:
         policy = sourced.policy
         old = store.get_policy(policy.key)
-        result = _plan(old, policy) if args.dry_run else store.put_policy(policy, utcnow())
+
+        def audit(replaced: dict[str, Any] | None, policy: AnyPolicy = policy, file: str = sourced.file) -> AuditEntry:
+            return _policy_change(policy.key, f"apply {file}", _document(policy), replaced, actor)
+
+        result = _plan(old, policy) if args.dry_run else store.put_policy(policy, utcnow(), audit=audit)
         counts[result] = counts.get(result, 0) + 1
         out(f"{result} {describe(policy)}")
         if result == "updated":
@@ -151,20 +196,16 @@ def _key_of(args: argparse.Namespace) -> tuple[str, str, str]:
 def cmd_delete(args: argparse.Namespace) -> int:
     key, kind, name = _key_of(args)
     store = open_store(args)
-    if not store.delete_policy(key):
+    actor = who()
+    command = f"delete --cluster {args.cluster} " + (f"--service {args.service}" if args.service
+                                                      else f"--family {args.family}")
+    if not store.delete_policy(key, audit=lambda old: _policy_change(key, command, None, old, actor)):
         raise CliError(f"no {kind} for {name} (autopilot get lists stored policies)")
     out(f"deleted {kind} {name} (its alarm index entries too; autopilot no longer acts on it)")
     return 0
 
 
 # ------------------------------------------------------------------------------------ pause, resume
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return "unknown"
-
-
 def set_paused(args: argparse.Namespace, paused: bool) -> int:
     """Flip ServiceState.paused with a conditional write (retried on a concurrent update), audited."""
     from autopilot.store.table import AuditEntry, ConcurrentUpdate
@@ -177,6 +218,7 @@ def set_paused(args: argparse.Namespace, paused: bool) -> int:
                        f"(autopilot get lists stored policies)")
     reason = ((args.reason or "").strip() or None) if paused else None
     verb = "paused" if paused else "resumed"
+    actor = who()
     for _attempt in range(PAUSE_ATTEMPTS):
         snap = store.load_state(key)
         if snap.state.paused == paused and (not paused or snap.state.paused_reason == reason):
@@ -184,11 +226,11 @@ def set_paused(args: argparse.Namespace, paused: bool) -> int:
                 + (f" ({snap.state.paused_reason})" if paused and snap.state.paused_reason else ""))
             return 0
         state = snap.state.model_copy(update={"paused": paused, "paused_reason": reason})
-        why = f"{verb} by {_operator()} with autopilot {'pause' if paused else 'resume'}"
+        why = f"{verb} by {actor} with autopilot {'pause' if paused else 'resume'}"
         why += f": {reason}" if reason else ""
         entry = AuditEntry(at=utcnow(), target=key, event_id=f"cli-{uuid.uuid4().hex[:12]}", source="cli",
                            trigger=f"operator {'pause' if paused else 'resume'}", outcome=f"operator:{verb}",
-                           reason=why, mode=policy.spec.mode)
+                           reason=why, mode=policy.spec.mode, actor=actor)
         try:
             store.save_state(key, state, snap.version, audit=[entry])
         except ConcurrentUpdate:

@@ -29,6 +29,8 @@ EXTERNAL_COMMANDS: dict[str, External] = {
     "backtest": External(f"{_PKG}.backtest.cli", "run_backtest", "replay recorded metrics through the policies"),
     "recommend": External(f"{_PKG}.backtest.cli", "run_recommend", "suggest policy settings from recorded metrics"),
     "dlq": External(f"{_PKG}.dlq.cli", "run", "inspect and redrive events that failed after all retries"),
+    "local": External(f"{_PKG}.local", "run", "serve the stack's table and queues on an embedded AWS emulator "
+                      "for trying the CLI without an AWS account", extra="demo"),
 }
 
 NOT_AVAILABLE = 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -46,7 +46,8 @@ def _table_options() -> argparse.ArgumentParser:
     group.add_argument("--stack", default=os.environ.get("AUTOPILOT_STACK") or DEFAULT_STACK,
                        help=f"the deployed CloudFormation stack to find the table in (default: $AUTOPILOT_STACK "
                             f"or {DEFAULT_STACK})")
-    group.add_argument("--region", help="AWS region (default: the usual AWS configuration)")
+    group.add_argument("--region", help="AWS region (default, as the AWS CLI: $AWS_REGION, then $AWS_DEFAULT_REGION, "
+                                        "then the profile's region)")
     return parent
 
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "one line per error: 'FILE: document D: FIELD: REASON'. Exit 1 on any error.")
     p.add_argument("files", nargs="+", metavar="FILE", help="policy YAML file ('-' reads standard input)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _allow_empty(p)
     p.set_defaults(handler=commands.cmd_validate)
 
     p = sub.add_parser("schema", help="print the policy JSON Schema (for editors)", description=SCHEMA_HELP,
@@ -79,9 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("apply", parents=[table], help="validate policy files, then store them",
                        description="Validate every document, then store each policy; nothing is stored if any "
-                                   "document is invalid. Prints created, updated (with what changed) or unchanged.")
+                                   "document is invalid. Prints created, updated (with what changed) or unchanged. "
+                                   "Every change goes into the audit trail (who, when, which fields): "
+                                   "autopilot history shows it.")
     p.add_argument("files", nargs="+", metavar="FILE", help="policy YAML file ('-' reads standard input)")
     p.add_argument("--dry-run", action="store_true", help="show what would change without storing anything")
+    _allow_empty(p)
     p.set_defaults(handler=commands.cmd_apply)
 
     p = sub.add_parser("get", parents=[table], help="show stored policies and their state (LKG, holds, cooldowns)")
@@ -89,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print policies and full state as JSON")
     p.set_defaults(handler=commands.cmd_get)
 
-    p = sub.add_parser("delete", parents=[table], help="remove a policy (autopilot stops acting on it)")
+    p = sub.add_parser("delete", parents=[table], help="remove a policy (autopilot stops acting on it)",
+                       description="Remove a policy; the audit trail records who removed it and what it said.")
     _target_options(p, required=True)
     p.set_defaults(handler=commands.cmd_delete)
 
@@ -116,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _allow_empty(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="accept a file without any policy (by default that is an error: a truncated file or "
+                             "the wrong path)")
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -126,10 +138,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def chosen_region(explicit: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The region a command uses, in the AWS CLI v2's order: --region, then AWS_REGION, then (left to botocore)
+    AWS_DEFAULT_REGION and the profile's region. boto3 alone ignores AWS_REGION; the AWS CLI and the Lambda
+    runtime set and honour it, so users expect it to work."""
+    environ = os.environ if environ is None else environ
+    return explicit or environ.get("AWS_REGION") or None
+
+
 @contextmanager
 def _region(region: str | None) -> Iterator[None]:
-    """Use ``region`` for this command's AWS clients (boto3 reads AWS_DEFAULT_REGION)."""
-    if not region:
+    """Use ``region`` for this command's AWS clients (boto3 reads AWS_DEFAULT_REGION); restored afterwards."""
+    already = os.environ.get("AWS_DEFAULT_REGION") == region and os.environ.get("AWS_REGION") in (None, region)
+    if not region or already:  # nothing to change: boto3 picks this region anyway
         yield
         return
     from autopilot.aws.clients import reset_clients
@@ -158,7 +179,8 @@ def describe_error(exc: BaseException, args: Any = None) -> str:
         return ("no usable AWS credentials: configure a profile (AWS_PROFILE, aws configure / aws sso login) "
                 "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     if name == "NoRegionError":
-        return "no AWS region configured: pass --region or set AWS_REGION"
+        return ("no AWS region configured: pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), or set region "
+                "in your AWS profile (aws configure)")
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"):
         return f"cannot reach AWS ({name}): {exc}"
     if name == "TokenRetrievalError" or name.startswith("SSOToken"):
@@ -196,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code (the console script exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in external.EXTERNAL_COMMANDS:
-        return _guarded(lambda: external.run(argv[0], argv[1:]), None)
+        def run_external() -> int:
+            with _region(chosen_region(None)):
+                return external.run(argv[0], argv[1:])
+
+        return _guarded(run_external, None)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -208,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def run() -> int:
-        with _region(getattr(args, "region", None)):
+        with _region(chosen_region(getattr(args, "region", None))):
             return int(handler(args))
 
     return _guarded(run, args)

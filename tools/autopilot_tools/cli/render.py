@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 AnyPolicy = ServicePolicy | TaskPolicy
 MAX_DIFF_LINES = 20
+MAX_AUDIT_CHANGES = 200  # an audit record keeps this many changed fields (history --json shows them all)
+MAX_HISTORY_CHANGES = 3  # one history line shows this many
 MAX_LIST_ITEMS = 5
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -90,8 +92,15 @@ def policy_diff(old: AnyPolicy | None, new: AnyPolicy) -> list[str]:
     """What ``apply`` changes in a stored policy, one ``field: old -> new`` line each."""
     if old is None:
         return []
-    before = flat(old.model_dump(mode="json", exclude_none=True))
-    after = flat(new.model_dump(mode="json", exclude_none=True))
+    return document_diff(old.model_dump(mode="json", exclude_none=True),
+                         new.model_dump(mode="json", exclude_none=True), limit=MAX_DIFF_LINES)
+
+
+def document_diff(old: dict[str, Any] | None, new: dict[str, Any] | None, limit: int | None = None) -> list[str]:
+    """Field by field, what changes from one policy document to another (None: no document, so every field
+    is added or removed): ``spec.scaling.maxTasks: 10 -> 20``, ``field: (added) x``, ``field: x -> (removed)``."""
+    before = flat(old) if old is not None else {}
+    after = flat(new) if new is not None else {}
     lines: list[str] = []
     for field in sorted(set(before) | set(after), key=_natural):
         if field not in after:
@@ -100,8 +109,8 @@ def policy_diff(old: AnyPolicy | None, new: AnyPolicy) -> list[str]:
             lines.append(f"{field}: (added) {_value(after[field])}")
         elif before[field] != after[field]:
             lines.append(f"{field}: {_value(before[field])} -> {_value(after[field])}")
-    if len(lines) > MAX_DIFF_LINES:
-        lines = [*lines[:MAX_DIFF_LINES], f"... and {len(lines) - MAX_DIFF_LINES} more changes"]
+    if limit is not None and len(lines) > limit:
+        lines = [*lines[:limit], f"... and {len(lines) - limit} more changes"]
     return lines
 
 
@@ -241,9 +250,18 @@ def block(title: str, rows: list[tuple[str, str]]) -> str:
 
 # ------------------------------------------------------------------------------------ history
 def history_line(entry: Any) -> str:
-    """One audit entry on one line: time, target, outcome, reason, AWS calls."""
+    """One audit entry on one line: time, target, outcome, reason (and, for a policy change, what changed),
+    AWS calls."""
     calls = ", ".join(entry.calls) if entry.calls else "-"
     mode = "" if entry.mode == "enforce" else f" [{entry.mode}]"
     error = f" error: {entry.error}" if entry.error else ""
     reason = " ".join(str(entry.reason).split())
+    changes = list(getattr(entry, "changes", None) or [])
+    if changes and entry.outcome in ("policy:created", "policy:deleted"):  # every field: not worth a line
+        reason += f" ({len(changes)} fields: --json shows them)"
+    elif changes:
+        shown = changes[:MAX_HISTORY_CHANGES]
+        if len(changes) > MAX_HISTORY_CHANGES:
+            shown.append(f"... {len(changes) - MAX_HISTORY_CHANGES} more (--json shows all)")
+        reason += ": " + "; ".join(shown)
     return f"{clock(entry.at)}  {target_of(entry.target)}  {entry.outcome}{mode}  {reason}  calls: {calls}{error}"

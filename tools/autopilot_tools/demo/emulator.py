@@ -61,8 +61,9 @@ def preserved_environment() -> Iterator[None]:
 class Emulator:
     """One moto server for the whole demo; ``reset()`` gives each scenario an empty account."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._server: Any = None
+        self._port = port  # 0: any free port
         self.endpoint = ""
 
     def start(self) -> None:
@@ -74,7 +75,7 @@ class Emulator:
 
         speed_up_dispatch()
 
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
         server.start()
         self._server = server
         host, port = server.get_host_and_port()

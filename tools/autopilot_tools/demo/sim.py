@@ -330,6 +330,8 @@ class Sim:
         entries = self.store.history(since=self.clock.start, now=self.clock(), limit=1000)
         fresh = []
         for entry in reversed(entries):  # oldest first
+            if entry.outcome.startswith("policy:"):  # the setup's own apply (its setup row says so): not a decision
+                continue
             key = entry.model_dump_json()
             if key not in self._seen_audit:
                 self._seen_audit.add(key)
