@@ -135,11 +135,9 @@ def _init(job: Job) -> None:
     _JOB = job
 
 
-def controller(candidate: Candidate, job: Job, keep_feed: bool = True) -> PolicyController:
+def controller(candidate: Candidate, job: Job) -> PolicyController:
     scaling = candidate.scaling(job.min_tasks, job.max_tasks)
     feed = job.forecasts() if candidate.rule.predictive is not None else None
-    if feed is not None and not keep_feed:
-        feed = ForecastFeed(job.demand, job.start, job.history)
     return PolicyController(candidate.label(), scaling, scaling.rules, {}, candidate.params(), feed=feed)
 
 
