@@ -17,10 +17,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import bench_backtest, bench_calls, bench_cold_start, bench_decisions, bench_healer  # noqa: E402
+from bench import (  # noqa: E402
+    bench_backtest,
+    bench_calls,
+    bench_cold_start,
+    bench_decisions,
+    bench_forecast,
+    bench_healer,
+)
 
 BENCHES = {"cold-start": bench_cold_start, "calls": bench_calls, "decisions": bench_decisions,
-           "healer": bench_healer, "backtest": bench_backtest}
+           "healer": bench_healer, "forecast": bench_forecast, "backtest": bench_backtest}
 
 
 def main() -> int:

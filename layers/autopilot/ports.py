@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # types only: the models load with the use cases that need them
@@ -130,6 +130,13 @@ class StateStorePort(Protocol):
         ...
 
     def audit(self, *entries: AuditEntry) -> None: ...
+
+    def load_forecasts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Stored forecasts by (policy key, rule key) (targetTracking's predictive lever)."""
+        ...
+
+    def save_forecast(self, key: str, rule: str, document: dict[str, Any], now: datetime,
+                      keep: timedelta = ...) -> None: ...
 
 
 class RunTaskFailed(RuntimeError):

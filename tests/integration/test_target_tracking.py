@@ -26,7 +26,7 @@ def policy(rule: dict[str, Any], mode: str = "enforce", min_tasks: int = 2, max_
 
 def cpu_rule(**extra: Any) -> dict[str, Any]:
     metric = {"namespace": "AWS/ECS", "name": "CPUUtilization", "dimensions": DIMS, "stat": "Average", "period": 60}
-    return {"metric": metric, "targetValue": 50, **extra}
+    return {"metric": metric, "targetValue": 50, "sizing": "newest", **extra}  # HPA semantics, pinned by hand
 
 
 def make_service(desired: int, running: int | None = None) -> None:

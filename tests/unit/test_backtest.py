@@ -17,12 +17,12 @@ from autopilot_tools.backtest.cli import halves, holdout
 from autopilot_tools.backtest.controllers import AlarmModel, Oracle, PolicyController, aws_target_tracking, step_pair
 from autopilot_tools.backtest.model import Result, ServiceModel, simulate
 from autopilot_tools.backtest.recommend import (
-    Candidate,
     Job,
+    Limits,
     candidates,
     families,
     meets,
-    next_window,
+    next_percentile,
     pareto,
     pick,
     refine,
@@ -167,12 +167,16 @@ def test_policy_controller_needs_alarm_definitions():
 
 # ------------------------------------------------------------------ traces
 
-def test_csv_interpolates_to_minutes(tmp_path: Path):
+def test_csv_holds_coarse_values_by_default_and_interpolates_on_request(tmp_path: Path):
     path = tmp_path / "t.csv"
     path.write_text("timestamp,value\n2014-04-10 00:00:00,10\n2014-04-10 00:05:00,20\n2014-04-10 00:10:00,0\n")
     trace = read_trace(path)
-    assert trace.values == (10, 12, 14, 16, 18, 20, 16, 12, 8, 4, 0)
+    assert trace.values == (10, 10, 10, 10, 10, 20, 20, 20, 20, 20, 0)
     assert (trace.start, trace.source_period, trace.minutes) == (T0, 300, 11)
+    assert trace.filled == "5-minute datapoints held as steps"
+    linear = read_trace(path, fill="linear")
+    assert linear.values == (10, 12, 14, 16, 18, 20, 16, 12, 8, 4, 0)
+    assert "interpolated linearly (optimistic" in linear.filled
 
 
 def test_get_metric_data_json(tmp_path: Path):
@@ -217,46 +221,55 @@ def test_recommend_grid_snippet_is_a_valid_policy_block():
     front = pareto(evaluated)
     assert front and all(a[1].task_hours <= b[1].task_hours and a[1].overload_minutes > b[1].overload_minutes
                          for a, b in itertools.pairwise(front))
-    trend = next(c for c, _ in evaluated if c.rule.scaleOutLookaheadSeconds)
-    assert "trendDatapoints: 2" in snippet(trend, 1, 50)  # said even where it is not the default
-    block = yaml.safe_load(snippet(front[0][0], 1, 50))
-    doc = {"apiVersion": "autopilot/v1", "kind": "ServicePolicy", "metadata": {"cluster": "c", "service": "s"},
-           "spec": block}
-    policy = ServicePolicy.model_validate(doc)  # paste-ready
-    assert policy.spec.scaling is not None and policy.spec.scaling.rules[0].targetTracking == front[0][0].rule
+    for candidate, _ in front:
+        block = yaml.safe_load(snippet(candidate, 1, 50))
+        doc = {"apiVersion": "autopilot/v1", "kind": "ServicePolicy", "metadata": {"cluster": "c", "service": "s"},
+               "spec": block}
+        policy = ServicePolicy.model_validate(doc)  # paste-ready
+        assert policy.spec.scaling is not None and policy.spec.scaling.rules[0].targetTracking == candidate.rule
 
 
-@pytest.mark.parametrize(("delay", "lookaheads"), [
-    (2, [0, 180, 180, 120, 120, 180, 120]),  # start delay + the metric's one-minute lag, and a minute less
-    (0, [0, 60, 60, 60, 60]),
-    (5, [0, 360, 360, 300, 300, 360, 300]),
-])
-def test_families_look_one_start_delay_ahead(delay, lookaheads):
-    found = families(70, "cpu", start_delay_minutes=delay)
-    assert [f.rule.scaleOutLookaheadSeconds for f in found] == lookaheads
-    assert [f.family for f in found] == list(range(len(found)))
-    grid = candidates(70, "cpu", start_delay_minutes=delay)
-    assert len(grid) == 2 * len(found) and {c.window for c in grid} == {300, 900}
+def test_families_cover_targets_windows_hysteresis_and_the_predictive_lever():
+    found = families(70, "cpu")
+    assert len(found) == 3 * 2 and [f.family for f in found] == list(range(len(found)))
+    assert {f.rule.targetValue for f in found} == {70, 75, 80}
+    assert {(f.rule.window_seconds, f.rule.in_hysteresis) for f in found} == {(900, 0.5), (1800, 0.5)}
+    assert all(f.rule.sizing == "robust" and f.rule.predictive is None for f in found)
+    predictive = families(70, "cpu", targets=[60], predictive=True, start_delay_minutes=3)
+    assert len(predictive) == 2 * 2
+    levers = [f.rule.predictive for f in predictive if f.rule.predictive is not None]
+    assert len(levers) == 2 and all(p.taskStartSeconds == 180 for p in levers)
+    grid = candidates(70, "cpu")
+    assert len(grid) == 2 * len(found) and {c.percentile for c in grid} == {80, 95}
 
 
-def result(task_hours: float, overload: int = 0) -> Result:
-    return Result("r", 1, overload, 0, 0.0, task_hours, 0)
+def result(task_hours: float, overload: int = 0, actions: int = 0) -> Result:
+    return Result("r", 1, overload, 0, 0.0, task_hours, actions)
 
 
 @pytest.mark.parametrize(("tried", "budget", "expected"), [
-    ({300: 90, 900: 110}, 100, 600),  # bisect between the affordable and the unaffordable window
-    ({300: 90, 600: 99, 900: 110}, 100, 720),  # on whole minutes
-    ({300: 90, 600: 99, 660: 101}, 100, None),  # a minute apart: done
-    ({300: 110, 900: 120}, 100, 120),  # nothing affordable: halve the smallest
-    ({60: 110, 300: 120}, 100, None),  # ... down to a minute
-    ({300: 80, 900: 90}, 100, 1800),  # everything affordable: double the largest
-    ({1800: 80, 3600: 90}, 100, None),  # ... up to the policy's limit
-    ({300: 80, 600: 110, 900: 90}, 100, 1800),  # not monotone: go above the largest affordable
+    ({80: 90, 95: 110}, 100, 87.5),  # bisect between the affordable and the unaffordable percentile
+    ({80: 90, 87.5: 99, 95: 110}, 100, 91.2),
+    ({80: 90, 87.5: 99, 88: 101}, 100, None),  # less than one apart: done
+    ({80: 110, 95: 120}, 100, 65.0),  # nothing affordable: halfway down to 50
+    ({50: 110, 51: 120}, 100, None),  # ... until it cannot go lower
+    ({80: 80, 95: 90}, 100, 97.0),  # everything affordable: halfway up to 99
+    ({98.5: 80, 99: 90}, 100, None),  # ... until it cannot go higher
 ])
-def test_next_window(tried, budget, expected):
+def test_next_percentile(tried, budget, expected):
     family = families(70, "cpu")[1]
-    members = [(family.with_window(w), result(th)) for w, th in tried.items()]
-    assert next_window(members, budget) == expected
+    members = [(family.with_percentile(p), result(th)) for p, th in tried.items()]
+    assert next_percentile(members, Limits(budget)) == expected
+
+
+def test_churn_limit_excludes_settings_that_act_too_often():
+    limits = Limits(100.0, actions=20)
+    assert limits.allows(result(99, actions=20)) and not limits.allows(result(99, actions=21))
+    family = families(70, "cpu")[0]
+    calm, churny = (family.with_percentile(80), result(90, 10, actions=5)), (family.with_percentile(95),
+                                                                           result(95, 1, actions=50))
+    assert pareto([calm, churny], max_actions=20) == [calm]
+    assert pick(pareto([calm, churny]), limits) == calm
 
 
 def test_search_is_deterministic_whatever_the_workers():
@@ -266,7 +279,7 @@ def test_search_is_deterministic_whatever_the_workers():
     runs = []
     for workers in (1, 2):
         found = search(job, grid, workers)
-        refine(job, found, 10.0, rounds=1, top=2, workers=workers)
+        refine(job, found, Limits(10.0), rounds=1, top=2, workers=workers)
         runs.append([(c.label(), r.summary()) for c, r in found.evaluated])
     assert runs[0] == runs[1] and len(runs[0]) > len(grid)
     cut = search(job, grid, 1, deadline=0.0)  # a wall-clock cut still replays one, and says what it left out
@@ -286,8 +299,8 @@ def test_holdout_tunes_on_the_first_half_and_replays_on_the_second():
 
 
 @pytest.mark.parametrize(("ours", "aws", "met"), [
-    ((40, 100.0), (100, 100.0), True),
-    ((41, 100.0), (100, 100.0), False),
+    ((35, 100.0), (100, 100.0), True),
+    ((36, 100.0), (100, 100.0), False),
     ((10, 100.1), (100, 100.0), False),  # more task-hours never meets the bar
     ((0, 99.0), (0, 100.0), True),  # no overload on either side
 ])
@@ -297,8 +310,8 @@ def test_issue_bar(ours, aws, met):
 
 def test_hold_fill_keeps_each_value_until_the_next():
     points = [(T0, 10.0), (T0 + timedelta(minutes=5), 20.0)]
-    assert to_minutes(points, "x").values == (10.0, 12.0, 14.0, 16.0, 18.0, 20.0)
-    assert to_minutes(points, "x", fill="hold").values == (10.0, 10.0, 10.0, 10.0, 10.0, 20.0)
+    assert to_minutes(points, "x", fill="linear").values == (10.0, 12.0, 14.0, 16.0, 18.0, 20.0)
+    assert to_minutes(points, "x").values == (10.0, 10.0, 10.0, 10.0, 10.0, 20.0)  # the default
     with pytest.raises(TraceError, match="unknown fill"):
         to_minutes(points, "x", fill="cubic")
 
@@ -306,12 +319,12 @@ def test_hold_fill_keeps_each_value_until_the_next():
 def test_pick_respects_the_task_hour_budget():
     demand = small_trace()
     job = Job(demand, T0, ServiceModel(capacity_per_task=4), 1, 50, 4)
-    a, b = (Candidate(rule=TargetTracking(metric="m", targetValue=70, scaleInStabilizationSeconds=w))
-            for w in (60, 900))
+    family = families(70, "m")[0]
+    a, b = (family.with_percentile(p) for p in (60, 99))
     front = pareto([(a, run_candidate(a, job)), (b, run_candidate(b, job))])
     cheapest = front[0]
-    assert pick(front, cheapest[1].task_hours) == cheapest
-    assert pick(front, cheapest[1].task_hours - 1) is None
+    assert pick(front, Limits(cheapest[1].task_hours)) == cheapest
+    assert pick(front, Limits(cheapest[1].task_hours - 1)) is None
 
 
 def test_report_table_and_self_contained_html():
@@ -324,18 +337,22 @@ def test_report_table_and_self_contained_html():
     assert "aws-target-tracking (model)" in text
     trace = to_minutes([(T0 + timedelta(minutes=i), v) for i, v in enumerate(demand)], "small")
     page = html_page(trace, model, results)
-    assert "<script" not in page and "http" not in page and "src=" not in page  # no external resources
+    assert "<script" not in page and "src=" not in page and "href=" not in page  # no external resources
     svgs = [s.split("</svg>")[0] + "</svg>" for s in page.split("<svg")[1:]]
     assert len(svgs) == 2
-    for svg in svgs:
+    ns = "{http://www.w3.org/2000/svg}"
+    for svg, res in zip(svgs, results, strict=True):
         root = ET.fromstring("<svg" + svg)  # well-formed
-        assert len(root.findall("path")) == 3  # demand, running, desired
+        assert [p.findtext(f"{ns}title") for p in root.findall(f"{ns}path")] == [
+            "demand / capacity per task", "running tasks", "desired count"]
+        shaded = root.findall(f"{ns}rect")  # one span per slice with overload (every minute is a slice here)
+        assert len(shaded) == res.overload_minutes
 
 
 def test_result_summary_keys():
     result = simulate([1.0, 1.0], T0, ServiceModel(capacity_per_task=1), Script([1, 1]), 1)
     assert set(result.summary()) == {"policy", "overload_minutes", "minutes_over_85pct", "dropped_demand_pct",
-                                     "task_hours", "scaling_actions", "minutes"}
+                                     "task_hours", "scaling_actions", "task_starts", "task_stops", "minutes"}
 
 
 def test_replaying_twice_gives_the_same_result():

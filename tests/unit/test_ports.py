@@ -55,6 +55,7 @@ class MemoryStore:
     policies: dict[str, ServicePolicy | TaskPolicy] = field(default_factory=dict)
     states: dict[str, tuple[int, ServiceState]] = field(default_factory=dict)
     audited: list[AuditEntry] = field(default_factory=list)
+    forecasts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None:
         return self.policies.get(key)
@@ -82,6 +83,13 @@ class MemoryStore:
 
     def audit(self, *entries: AuditEntry) -> None:
         self.audited += entries
+
+    def load_forecasts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {key: self.forecasts[key] for key in keys if key in self.forecasts}
+
+    def save_forecast(self, key: str, rule: str, document: dict[str, Any], now: datetime,
+                      keep: timedelta = timedelta(days=3)) -> None:
+        self.forecasts[(key, rule)] = document
 
 
 @dataclass

@@ -34,7 +34,7 @@ T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def tt(**fields: Any) -> TargetTracking:
-    return TargetTracking.model_validate({"metric": "cpu", "targetValue": 70, **fields})
+    return TargetTracking.model_validate({"metric": "cpu", "targetValue": 70, "sizing": "newest", **fields})
 
 
 def scaling(min_tasks: int = 1, max_tasks: int = 100, out_cd: int = 0, in_cd: int = 0) -> Scaling:
@@ -453,7 +453,11 @@ def rule(doc: dict[str, Any]) -> ScalingRule:
 def test_metric_as_alarm_name_or_spec():
     by_alarm = rule({"targetTracking": {"metric": "web-cpu-high", "targetValue": 70}}).targetTracking
     assert by_alarm is not None and by_alarm.key == "alarm:web-cpu-high"
-    assert (by_alarm.tolerance, by_alarm.scaleInStabilizationSeconds, by_alarm.datapointsToScaleOut) == (0.1, 300, 1)
+    # Defaults (issue 12): robust sizing, a 900 s window, the mean of 3 datapoints to scale out.
+    assert (by_alarm.tolerance, by_alarm.sizing, by_alarm.window_seconds, by_alarm.out_datapoints) == (
+        0.1, "robust", 900, 3)
+    newest = rule({"targetTracking": {"metric": "m", "targetValue": 70, "sizing": "newest"}}).targetTracking
+    assert newest is not None and (newest.window_seconds, newest.out_datapoints) == (300, 1)  # HPA, as before
     spec = rule({"targetTracking": {"metric": {"namespace": "AWS/ECS", "name": "CPUUtilization",
                                                "dimensions": {"ServiceName": "web", "ClusterName": "prod"}},
                                     "targetValue": 70}}).targetTracking

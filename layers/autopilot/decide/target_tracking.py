@@ -35,13 +35,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from autopilot.models.actions import Decision, SetDesiredCount
 from autopilot.models.policy import RatePolicy, Scaling, TargetTracking
 from autopilot.models.state import ScalingState, TargetTrackingState
 
 Peaks = tuple[tuple[datetime, int], ...]
+Loads = tuple[tuple[datetime, float], ...]  # (evaluation time, load in tasks at the target), oldest first
 # Float noise guard for ceil(): 3 x 70 / 70 must be 3, not 4.
 _EPS = 1e-9
 _FRESH_RUNNING = timedelta(minutes=3)
@@ -62,6 +63,16 @@ class Memory(NamedTuple):
     peaks: Mapping[str, Peaks] = {}  # per rule: the candidates for its window's maximum (never mutated)
     changes: tuple[tuple[datetime, int], ...] = ()  # desired-count changes made by the rules, for rate limits
     running_seen: tuple[datetime, int] | None = None  # the running count of the previous evaluation
+    loads: Mapping[str, Loads] = {}  # per robust rule: the window of loads in tasks at the target (never mutated)
+    scales: Mapping[str, float] = {}  # per predictive rule: the forecast's calibration
+
+
+class Forecast(Protocol):
+    """A demand forecast (decide/forecast.py builds them; imported only where a policy uses one)."""
+
+    def at(self, moment: datetime) -> float: ...  # expected load at ``moment``, in the load metric's own unit
+
+    def usable(self, now: datetime) -> str | None: ...  # why it must not be used now (None: usable)
 
 
 class Reading(NamedTuple):
@@ -75,6 +86,7 @@ class Reading(NamedTuple):
     base: int
     note: str = ""  # which limit shaped the proposal
     forecast: float | None = None  # the trend's forecast, when it stood in for the newest datapoint
+    predicted: float | None = None  # a predictive rule's forecast load (tasks at the target) within one task start
 
 
 class Cooldowns(NamedTuple):
@@ -235,7 +247,7 @@ def read_rule(tt: TargetTracking, datapoints: Sequence[float | None], base: int,
         return "within-tolerance", desired, latest
     target = recommend(tt, value, base)
     if side > 0 and target > desired:
-        count = tt.datapointsToScaleOut
+        count = tt.out_datapoints
         confirmed = count == 1 or (len(datapoints) >= count and all(
             v is not None and beyond_band(tt, v) > 0 for v in datapoints[1:count]))
         return ("out" if confirmed else "out-unconfirmed"), target, latest
@@ -245,17 +257,165 @@ def read_rule(tt: TargetTracking, datapoints: Sequence[float | None], base: int,
 
 
 def datapoints_needed(tt: TargetTracking) -> int:
-    """How many of the newest datapoints a rule reads (the reconciler fetches that many)."""
-    return max(tt.datapointsToScaleOut, tt.trendDatapoints if tt.scaleOutLookaheadSeconds else 1)
+    """How many of the newest datapoints a rule reads (the reconciler fetches that many).
+
+    A robust rule keeps its own window of loads, so it reads only the newest (and a trend's)."""
+    trend_count = tt.trendDatapoints if tt.scaleOutLookaheadSeconds else 1
+    if tt.sizing == "robust":
+        return trend_count
+    return max(tt.out_datapoints, trend_count)
 
 
 def memory_seconds(tt: TargetTracking, period: int = 60) -> int:
-    """Seconds of the rules' desired-count changes a rule needs: its rate limits' longest period, and
-    for a trend-aware rule the span of its datapoints (to rescale those from before a scale-in)."""
+    """Seconds of the rules' desired-count changes a rule needs: its rate limits' longest period, for a
+    trend-aware rule the span of its datapoints (to rescale those from before a scale-in), and for a
+    robust rule its hold after a scale-out."""
     span = tt.longest_rate_period
     if tt.scaleOutLookaheadSeconds:
         span = max(span, (tt.trendDatapoints + 1) * period)
+    if tt.sizing == "robust":
+        span = max(span, tt.hold_after_out)
     return span
+
+
+# ------------------------------------------------------------------ robust sizing (issue 12)
+
+_MAD_TO_SIGMA = 1.4826 / math.sqrt(2)  # median |x[i+1] - x[i]| of Gaussian noise of deviation s is s x sqrt(2) / 1.4826
+
+
+def noise(values: Sequence[float]) -> float:
+    """The minute-to-minute noise of a load series, robustly: the median absolute difference of
+    consecutive values, scaled to a standard deviation. A level, a slow trend and a few bursts barely
+    move it; fewer than 3 values give 0 (no evidence of noise yet)."""
+    if len(values) < 3:
+        return 0.0
+    diffs = sorted(abs(values[i + 1] - values[i]) for i in range(len(values) - 1))
+    mid = len(diffs) // 2
+    median = diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
+    return median * _MAD_TO_SIGMA
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (q in [0, 100]) of a non-empty sequence, interpolating linearly between the
+    closest ranks (numpy's default), so that the percentile moves smoothly with q on a short window."""
+    ordered = sorted(values)
+    position = q / 100 * (len(ordered) - 1)
+    low = int(position)
+    if low >= len(ordered) - 1:
+        return ordered[-1]
+    return ordered[low] + (ordered[low + 1] - ordered[low]) * (position - low)
+
+
+def _tasks(load: float) -> int:
+    return max(0, math.ceil(load - _EPS))
+
+
+class RobustReading(NamedTuple):
+    verdict: str
+    recommendation: int
+    window: Loads
+    note: str
+    predicted: float | None  # the forecast's need (tasks at the target) within one task start, when used
+    scale: float | None = None  # the forecast's calibration (load in tasks per unit of forecast demand)
+
+
+CALIBRATION_MINUTES = 60  # the forecast's calibration follows the rule's loads with this time constant
+
+
+def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: datetime, base: int, desired: int,
+                now: datetime, changes: Sequence[tuple[datetime, int]], trend_value: float | None = None,
+                forecast: Forecast | None = None, scale: float | None = None) -> RobustReading:
+    """One robust rule's reading (``sizing: robust``), before bounds, limits and cooldowns.
+
+    The load is the newest datapoint in tasks at the target (metric x tasks that produced it / target),
+    kept over ``window_seconds`` with the time of its datapoint (``stamp``; a datapoint seen twice counts
+    once). Scale-out: when the newest load is beyond the band (desired x (1 + tolerance)) and either the
+    mean of the newest ``datapointsToScaleOut`` loads is too (a sustained breach) or it alone is
+    ``scaleOutNoiseDeviations`` noise deviations beyond it (not noise); sized on the newest load.
+    Scale-in: to what the ``scaleInPercentile`` of the window needs, only when that clears one task fewer
+    by ``scaleInHysteresis`` noise deviations, and not within ``holdAfterScaleOutSeconds`` of a scale-out.
+    A usable forecast (predictive rules) gives a need: its peak demand within one task start, calibrated
+    to the rule's loads (``scale``: a running mean of load / forecast over about an hour, so the load
+    metric's unit and the forecast's level error cancel) plus the same noise headroom the percentile
+    keeps. Beyond the band it scales out ahead of the demand; scale-in never goes below it; it never
+    lowers the count by itself.
+    """
+    horizon = stamp - _span(tt.window_seconds)
+    kept = [p for p in window if p[0] > horizon]
+    if newest is None:
+        return RobustReading("missing", desired, tuple(kept), "", None, scale)
+    load = newest * base / tt.targetValue
+    fresh = not kept or kept[-1][0] < stamp
+    if fresh:
+        kept.append((stamp, load))
+    elif kept[-1][0] == stamp:
+        kept[-1] = (stamp, load)  # the same datapoint again (CloudWatch was late): counted once
+    values = [v for _, v in kept]
+    spread = noise(values[:-1])  # the newest is judged against the noise before it
+    out_load = load
+    if trend_value is not None and trend_value > newest:
+        out_load = trend_value * base / tt.targetValue
+    band = desired * (1 + tt.tolerance)
+    predicted, scale = _predicted(tt, forecast, kept, now, scale, spread, fresh)
+    if out_load > band + _EPS:
+        count = tt.out_datapoints
+        recent = values[-count:]
+        sustained = len(recent) >= count and (sum(recent) - load + out_load) / count > band + _EPS
+        sudden = out_load > band + tt.out_noise_deviations * spread + _EPS
+        wanted = _tasks(out_load)
+        if predicted is not None and predicted > band + _EPS:
+            wanted = max(wanted, _tasks(predicted))
+        if (sustained or sudden) and wanted > desired:
+            why = "sustained" if sustained else f"beyond {tt.out_noise_deviations:g} noise deviations"
+            return RobustReading("out", wanted, tuple(kept), f"load {out_load:.3g} tasks > band {band:.3g}: {why}",
+                                 predicted, scale)
+        if wanted > desired and not (predicted is not None and predicted > band + _EPS):
+            return RobustReading("out-unconfirmed", wanted, tuple(kept),
+                                 f"load {out_load:.3g} tasks > band {band:.3g}, not yet sustained", predicted, scale)
+    if predicted is not None and predicted > band + _EPS and _tasks(predicted) > desired:
+        return RobustReading("out", _tasks(predicted), tuple(kept),
+                             f"the forecast needs {predicted:.3g} tasks within one task start", predicted, scale)
+    held = tt.hold_after_out
+    if held and any(c > 0 and at > now - _span(held) for at, c in changes):
+        return RobustReading("steady", desired, tuple(kept), f"held {held}s after a scale-out", predicted, scale)
+    if len(values) < 3:
+        return RobustReading("steady", desired, tuple(kept), "window still filling", predicted, scale)
+    level = percentile(values, tt.in_percentile)
+    target = _tasks(level)
+    floor = _tasks(predicted) if predicted is not None else 0
+    if floor > target:
+        target = floor
+    margin = tt.in_hysteresis * spread
+    if (target < desired and level <= desired - 1 - margin + _EPS
+            and (tt.scaleInTolerance is None or level < desired * (1 - tt.scaleInTolerance) - _EPS)):
+        return RobustReading("in", target, tuple(kept),
+                             f"p{tt.in_percentile:g} of the last {tt.window_seconds}s is {level:.3g} tasks", predicted,
+                             scale)
+    verdict = "within-tolerance" if load >= desired * (1 - tt.tolerance) - _EPS else "steady"
+    return RobustReading(verdict, desired, tuple(kept), "", predicted, scale)
+
+
+def _predicted(tt: TargetTracking, forecast: Forecast | None, window: Sequence[tuple[datetime, float]],
+               now: datetime, scale: float | None, spread: float, fresh: bool) -> tuple[float | None, float | None]:
+    """(the forecast's need in tasks, the updated calibration); the need is None without a usable
+    forecast or a calibration (the calibration is kept while the forecast is unusable)."""
+    if forecast is None or tt.predictive is None:
+        return None, None
+    if fresh and window:
+        at, value = window[-1]
+        expected = forecast.at(at)
+        if expected > 0:
+            ratio = value / expected
+            if scale is None:
+                ratios = sorted(v / e for v, e in ((v, forecast.at(a)) for a, v in window) if e > 0)
+                scale = ratios[len(ratios) // 2] if len(ratios) >= 3 else None
+            else:  # a running mean; one burst moves it at most by 3x its weight
+                scale += (min(ratio, 3 * scale) - scale) / CALIBRATION_MINUTES
+    if scale is None or forecast.usable(now) is not None:
+        return None, scale
+    steps = max(1, tt.predictive.taskStartSeconds // 60)
+    peak = max(forecast.at(now + _span(60 * k)) for k in range(steps + 1))
+    return scale * peak + tt.in_z * spread, scale
 
 
 def evaluate(
@@ -270,6 +430,8 @@ def evaluate(
     now: datetime,
     scale_in_blocked: str | None = None,
     periods: Sequence[int] | None = None,
+    stamps: Sequence[datetime | None] | None = None,
+    forecasts: Sequence[Forecast | None] | None = None,
 ) -> Verdict:
     """Evaluate every targetTracking rule of one service; ``series[i]`` are rule i's datapoints, newest first.
 
@@ -278,7 +440,8 @@ def evaluate(
     scale-in stopped the rest), when it is at most 3 minutes old, else from the current one, and from
     the desired count when no task runs. ``periods[i]`` is rule i's metric period in seconds
     (default 60; only trend-aware rules use it). ``scale_in_blocked`` names a reason scale-in must
-    wait (e.g. a deployment in progress).
+    wait (e.g. a deployment in progress). Robust rules also take ``stamps[i]``, the start of the
+    newest datapoint's period (default: one period before ``now``), and ``forecasts[i]`` (predictive rules).
     """
     seen = memory.running_seen
     if seen is not None and now - seen[0] <= _FRESH_RUNNING:
@@ -296,24 +459,49 @@ def evaluate(
         if changes[0][0] <= horizon:  # oldest first: keep the suffix inside the horizon
             changes = tuple(c for c in changes if c[0] > horizon)
     peaks = dict(memory.peaks)
+    loads = dict(memory.loads)
+    scales = dict(memory.scales)
     high = scaling.maxTasks
     readings: list[Reading] = []
     for index, (tt, datapoints) in enumerate(zip(rules, series, strict=True)):
         forecast = None
         lookahead = tt.scaleOutLookaheadSeconds
+        period = periods[index] if periods else 60
         if lookahead and datapoints and datapoints[0] is not None:
-            period = periods[index] if periods else 60
             recent = datapoints[:tt.trendDatapoints]
             if changes:
                 recent = rescaled(recent, base, changes, now, _span(period))
             forecast = trend(recent, lookahead / period)
+        if tt.sizing == "robust":
+            latest = datapoints[0] if datapoints else None
+            stamp = (stamps[index] if stamps else None) or now - _span(period)
+            robust = read_robust(tt, loads.get(tt.key, ()), latest, stamp, base, desired, now, changes, forecast,
+                                 forecasts[index] if forecasts else None, scales.get(tt.key))
+            loads[tt.key] = robust.window
+            if robust.scale is not None:
+                scales[tt.key] = robust.scale
+            proposal, note = desired, robust.note
+            if robust.verdict == "out":
+                limit = rate_limit(1, tt.scaleOutPolicies, tt.scaleOutSelectPolicy, desired, changes, now)
+                proposal = robust.recommendation if limit is None else max(desired, min(robust.recommendation, limit))
+                if proposal < robust.recommendation:
+                    note = f"scale-out limited to {proposal} by scaleOutPolicies ({tt.scaleOutSelectPolicy})"
+            elif robust.verdict == "in":
+                limit = rate_limit(-1, tt.scaleInPolicies, tt.scaleInSelectPolicy, desired, changes, now)
+                proposal = robust.recommendation if limit is None else min(desired, max(robust.recommendation, limit))
+                if proposal > robust.recommendation:
+                    note = f"scale-in limited to {proposal} by scaleInPolicies ({tt.scaleInSelectPolicy})"
+            stood_in = forecast if forecast is not None and latest is not None and forecast > latest else None
+            readings.append(Reading(tt.key, latest, robust.verdict, robust.recommendation, proposal, base, note,
+                                    stood_in, robust.predicted))
+            continue
         verdict, rec, latest = read_rule(tt, datapoints, base, desired, forecast)
         # The window remembers what was measured: a scale-out the forecast alone asked for counts as a hold.
         kept = rec
         if forecast is not None and verdict == "out" and latest is not None and forecast > latest:
             kept = max(desired, recommend(tt, latest, base))
         # Above maxTasks every ask is the same ask (and a huge one must not sit in the stored state).
-        stack = push_peak(peaks.get(tt.key, ()), now, min(kept, high), tt.scaleInStabilizationSeconds)
+        stack = push_peak(peaks.get(tt.key, ()), now, min(kept, high), tt.window_seconds)
         peaks[tt.key] = stack
         proposal, note = desired, ""
         if verdict == "out":
@@ -329,11 +517,11 @@ def evaluate(
                 if proposal > stabilized:
                     note = f"scale-in limited to {proposal} by scaleInPolicies ({tt.scaleInSelectPolicy})"
             elif verdict == "in":
-                note = (f"the highest recommendation of the last {tt.scaleInStabilizationSeconds}s "
+                note = (f"the highest recommendation of the last {tt.window_seconds}s "
                         f"is {stabilized} tasks")
         stood_in = forecast if forecast is not None and latest is not None and forecast > latest else None
         readings.append(Reading(tt.key, latest, verdict, rec, proposal, base, note, stood_in))
-    new_memory = Memory(peaks, changes, (now, running))
+    new_memory = Memory(peaks, changes, (now, running), loads, scales)
     return _combine(tuple(readings), scaling, new_memory, cooldowns, desired, now, scale_in_blocked)
 
 
@@ -358,7 +546,7 @@ def _combine(readings: tuple[Reading, ...], scaling: Scaling, memory: Memory, co
             scale_out_until=until if in_cooldown else now + _span(scaling.scaleOutCooldownSeconds),
             scale_out_base=cooldowns.scale_out_base if in_cooldown else desired,
             scale_out_target=target, scale_in_until=None, last_action_at=now, last_desired=target)
-        memory = Memory(memory.peaks, (*memory.changes, (now, target - desired)), memory.running_seen)
+        memory = memory._replace(changes=(*memory.changes, (now, target - desired)))
         return Verdict("scale-out", target, desired, readings, memory, new_cooldowns)
     if wanted < desired:
         target = max(scaling.minTasks, wanted)
@@ -374,7 +562,7 @@ def _combine(readings: tuple[Reading, ...], scaling: Scaling, memory: Memory, co
                            f"scale-in blocked by its cooldown until {until.isoformat()}")
         new_cooldowns = cooldowns._replace(scale_in_until=now + _span(scaling.scaleInCooldownSeconds),
                                            last_action_at=now, last_desired=target)
-        memory = Memory(memory.peaks, (*memory.changes, (now, target - desired)), memory.running_seen)
+        memory = memory._replace(changes=(*memory.changes, (now, target - desired)))
         return Verdict("scale-in", target, desired, readings, memory, new_cooldowns)
     missing = all(r.verdict == "missing" for r in readings)
     return Verdict("skipped:missing-data" if missing else "skipped:no-change", desired, desired, readings, memory,
@@ -397,13 +585,16 @@ def explain(verdict: Verdict, rules: Sequence[TargetTracking]) -> str:
         head = f"{r.key}: {r.latest:g}{trend_note} vs target {target}"
         if r.verdict == "within-tolerance":
             parts.append(f"{head}, within tolerance {tt.tolerance:g}" if tt else head)
+        elif r.verdict == "out-unconfirmed" and tt is not None and tt.sizing == "robust":
+            parts.append(f"{head} x {r.base} tasks: {r.note}")
         elif r.verdict == "out-unconfirmed":
-            needed = tt.datapointsToScaleOut if tt else "?"
+            needed = tt.out_datapoints if tt else "?"
             parts.append(f"{head} asks for {r.recommendation} tasks, waiting for {needed} datapoints above the band")
         else:
+            predicted = f", forecast {r.predicted:.3g} tasks" if r.predicted is not None else ""
             parts.append(f"{head} x {r.base} tasks asks for {r.recommendation}"
                          + (f", proposes {r.proposal}" if r.proposal != r.recommendation else "")
-                         + (f" ({r.note})" if r.note else ""))
+                         + (f" ({r.note})" if r.note else "") + predicted)
     text = "; ".join(parts)
     if verdict.acts:
         text += f" -> {verdict.previous} to {verdict.desired} tasks"
@@ -436,18 +627,35 @@ def align(points: Sequence[tuple[datetime, float]], now: datetime, period_second
     return [by_slot.get(i) for i in range(count)]
 
 
+def newest_stamp(points: Sequence[tuple[datetime, float]], now: datetime, period_seconds: int,
+                 max_stale_periods: int = 3) -> datetime | None:
+    """The start of the period ``align`` takes its newest datapoint from (None: missing data): a robust
+    rule counts a datapoint it sees twice (CloudWatch was late) once."""
+    period = timedelta(seconds=period_seconds)
+    complete = [ts for ts, _ in points if ts + period <= now]
+    if not complete:
+        return None
+    newest = max(complete)
+    return None if now - (newest + period) >= period * max_stale_periods else newest
+
+
 def memory_from_state(state: TargetTrackingState) -> Memory:
     running = state.running_seen
     return Memory(peaks={k: tuple((at, n) for at, n in v) for k, v in state.peaks.items()},
                   changes=tuple((at, c) for at, c in state.changes),
-                  running_seen=(running[0], running[1]) if running else None)
+                  running_seen=(running[0], running[1]) if running else None,
+                  loads={k: tuple((at, x) for at, x in v) for k, v in state.loads.items()},
+                  scales=dict(state.scales))
 
 
 def memory_to_state(memory: Memory, rules: Sequence[TargetTracking]) -> TargetTrackingState:
-    """Stored form; forgets rules no longer in the policy."""
+    """Stored form; forgets rules no longer in the policy (loads rounded to 4 decimals: the item stays small)."""
     keys = {tt.key for tt in rules}
     return TargetTrackingState(peaks={k: list(v) for k, v in memory.peaks.items() if k in keys},
-                               changes=list(memory.changes), running_seen=memory.running_seen)
+                               changes=list(memory.changes), running_seen=memory.running_seen,
+                               loads={k: [(at, round(x, 4)) for at, x in v] for k, v in memory.loads.items()
+                                      if k in keys},
+                               scales={k: v for k, v in memory.scales.items() if k in keys})
 
 
 def decide_target_tracking(
@@ -465,11 +673,13 @@ def decide_target_tracking(
     trigger: str,
     scale_in_blocked: str | None = None,
     periods: Sequence[int] | None = None,
+    stamps: Sequence[datetime | None] | None = None,
+    forecasts: Sequence[Forecast | None] | None = None,
 ) -> tuple[Decision, ScalingState, TargetTrackingState]:
     """The reconciler's decision for one service: ``evaluate`` wrapped into a Decision and stored state."""
     verdict = evaluate(rules=rules, series=series, scaling=scaling, memory=memory_from_state(memory),
                        cooldowns=Cooldowns.of(cooldowns), desired=desired, running=running, now=now,
-                       scale_in_blocked=scale_in_blocked, periods=periods)
+                       scale_in_blocked=scale_in_blocked, periods=periods, stamps=stamps, forecasts=forecasts)
     reason = f"{trigger}: {explain(verdict, rules)}"
     stored = memory_to_state(verdict.memory, rules)
     new_cooldowns = verdict.cooldowns.onto(cooldowns)

@@ -217,6 +217,31 @@ class RatePolicy(StrictModel):
     periodSeconds: Int = Field(default=60, ge=1, le=1800)
 
 
+ROBUST_ONLY = ("scaleInPercentile", "scaleInHysteresis", "scaleOutNoiseDeviations", "holdAfterScaleOutSeconds",
+               "predictive")
+
+
+class Predictive(StrictModel):
+    """A targetTracking rule's predictive lever: pre-scale from a forecast of the service's own demand.
+
+    The reconciler fits daily and weekly seasonality, level and trend to ``historyDays`` of ``loadMetric``
+    (one GetMetricData call per 500 queries per run, at most every ``refreshSeconds``), stores the fit in the
+    state table, and each minute raises the desired count to what the forecast of the next
+    ``taskStartSeconds`` needs (calibrated on the rule's own recent load). It never lowers the count, and it
+    stays out while the forecast's recent error is above ``maxError``.
+    """
+
+    loadMetric: AlarmName | MetricSpec = Field(
+        description="A metric proportional to the demand (e.g. the ALB's RequestCount, Sum): not a utilization.")
+    historyDays: Int = Field(default=14, ge=2, le=14, description="days of history fitted (CloudWatch keeps "
+                                                                    "5-minute data for 63 days)")
+    refreshSeconds: Int = Field(default=3600, ge=300, le=86400, description="how often the fit is refreshed")
+    taskStartSeconds: Int = Field(default=120, ge=0, le=1800, description="how far ahead to pre-scale: the time "
+                                                                          "from a scale-out to new tasks serving")
+    maxError: Float = Field(default=0.3, gt=0, le=2, description="quality gate: the forecast is used only while "
+                                                                 "its recent relative error is at most this")
+
+
 class TargetTracking(StrictModel):
     """Keep a metric near ``targetValue`` the way Kubernetes' HPA does, evaluated every minute by the reconciler.
 
@@ -227,14 +252,16 @@ class TargetTracking(StrictModel):
     metric: AlarmName | MetricSpec
     targetValue: Float = Field(gt=0)
     tolerance: Float = Field(default=0.1, ge=0, lt=1)
-    scaleInStabilizationSeconds: Int = Field(default=300, ge=0, le=3600)
+    scaleInStabilizationSeconds: Int | None = Field(default=None, ge=0, le=3600,
+                                                    description="default 900 (robust) or 300 (newest)")
     # Empty = no rate limit: HPA's defaults (100 % per 15 s) are no limit at the reconciler's one-minute
     # cadence; maxTasks, the tolerance and scale-in stabilization are the brakes unless the user adds some.
     scaleOutPolicies: list[RatePolicy] = Field(default_factory=list, max_length=10)
     scaleInPolicies: list[RatePolicy] = Field(default_factory=list, max_length=10)
     scaleOutSelectPolicy: Literal["Max", "Min", "Disabled"] = "Max"
     scaleInSelectPolicy: Literal["Max", "Min", "Disabled"] = "Max"
-    datapointsToScaleOut: Int = Field(default=1, ge=1, le=15)
+    datapointsToScaleOut: Int | None = Field(default=None, ge=1, le=15,
+                                             description="default 3 (robust: their mean) or 1 (newest)")
     # Asymmetric band: scale in only below targetValue x (1 - scaleInTolerance). Default: ``tolerance``.
     scaleInTolerance: Float | None = Field(default=None, ge=0, lt=1)
     # Trend-aware scale-out (0 = off): forecast the metric this many seconds past its newest datapoint with a
@@ -243,6 +270,65 @@ class TargetTracking(StrictModel):
     # start time + metric delay.
     scaleOutLookaheadSeconds: Int = Field(default=0, ge=0, le=900)
     trendDatapoints: Int = Field(default=3, ge=2, le=15)
+    # How the rule sizes (issue 12). ``robust`` (the default): the rule keeps the load its metric implies (in tasks
+    # at the target) over a window; it scales out on a sustained breach (the mean of the newest datapoints beyond
+    # the band) or one datapoint far beyond the noise, and scales in to what a high percentile of the window needs,
+    # only when that clears one task fewer by a margin of the window's own noise. ``newest``: HPA's rule on the
+    # newest datapoint (the behaviour before issue 12). Fields marked robust only apply to ``robust``.
+    sizing: Literal["robust", "newest"] = Field(
+        default="robust", description="robust (default): a window of loads, sustained or beyond-the-noise scale-out, "
+                                      "percentile scale-in with noise hysteresis; newest: HPA on the newest datapoint")
+    scaleInPercentile: Float | None = Field(default=None, ge=50, le=100, description="robust: default 80")
+    scaleInHysteresis: Float | None = Field(default=None, ge=0, le=5, description="robust: default 0.5")
+    scaleOutNoiseDeviations: Float | None = Field(default=None, ge=0, le=20, description="robust: default 3")
+    holdAfterScaleOutSeconds: Int | None = Field(default=None, ge=0, le=3600, description="robust: default 300")
+    predictive: Predictive | None = Field(default=None, description="robust only: pre-scale from a forecast of the "
+                                                                     "service's own demand")
+
+    @model_validator(mode="after")
+    def _sizing_fields(self) -> TargetTracking:
+        if self.sizing == "newest":
+            robust_only = [name for name in ROBUST_ONLY if getattr(self, name) is not None]
+            if robust_only:
+                raise ValueError(f"{', '.join(robust_only)} only apply to sizing: robust")
+        return self
+
+    @property
+    def window_seconds(self) -> int:
+        """The scale-in window: ``scaleInStabilizationSeconds``, default 900 s (robust) or 300 s (newest)."""
+        if self.scaleInStabilizationSeconds is not None:
+            return self.scaleInStabilizationSeconds
+        return 900 if self.sizing == "robust" else 300
+
+    @property
+    def out_datapoints(self) -> int:
+        """Datapoints a scale-out needs: ``datapointsToScaleOut``, default 3 (robust: their mean) or 1 (newest)."""
+        if self.datapointsToScaleOut is not None:
+            return self.datapointsToScaleOut
+        return 3 if self.sizing == "robust" else 1
+
+    @property
+    def in_percentile(self) -> float:
+        return 80.0 if self.scaleInPercentile is None else self.scaleInPercentile
+
+    @cached_property
+    def in_z(self) -> float:
+        """The normal quantile of ``scaleInPercentile``: the noise headroom (in deviations) it keeps."""
+        from statistics import NormalDist
+
+        return NormalDist().inv_cdf(min(self.in_percentile, 99.9) / 100)
+
+    @property
+    def in_hysteresis(self) -> float:
+        return 0.5 if self.scaleInHysteresis is None else self.scaleInHysteresis
+
+    @property
+    def out_noise_deviations(self) -> float:
+        return 3.0 if self.scaleOutNoiseDeviations is None else self.scaleOutNoiseDeviations
+
+    @property
+    def hold_after_out(self) -> int:
+        return 300 if self.holdAfterScaleOutSeconds is None else self.holdAfterScaleOutSeconds
 
     @cached_property
     def key(self) -> str:

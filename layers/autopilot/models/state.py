@@ -36,6 +36,10 @@ class TargetTrackingState(StateModel):
     peaks: dict[str, list[tuple[datetime, int]]] = Field(default_factory=dict)
     changes: list[tuple[datetime, int]] = Field(default_factory=list)
     running_seen: tuple[datetime, int] | None = None  # running count at the previous evaluation
+    # Robust rules (sizing: robust): per rule key, the window of loads in tasks at the target,
+    # ``[datapoint time, load]`` oldest first (15 minutes by default: ~15 pairs).
+    loads: dict[str, list[tuple[datetime, float]]] = Field(default_factory=dict)
+    scales: dict[str, float] = Field(default_factory=dict)  # predictive rules: the forecast's calibration
 
 
 class ServiceState(StateModel):

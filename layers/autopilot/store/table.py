@@ -9,6 +9,7 @@ Key design (PK / SK, plus an overloaded GSI1 for listings):
 | service state     | SVC#c#s / TASK#c#f    | STATE                 |                   |                   |
 | audit record      | AUDIT#c#s             | <iso time>#<id>       | AUDIT#<yyyy-mm-dd>| <iso time>#<id>   |
 | idempotency       | IDEMPOTENCY#<fn>      | <hash>  (Powertools)  |                   |                   |
+| demand forecast   | SVC#c#s               | FORECAST#<rule hash>  |                   |                   |
 
 An alarm index entry carries a copy of the policy, so an alarm event finds every policy naming it
 with one strongly consistent Query. State items carry a ``version``; every write is conditional on
@@ -18,6 +19,7 @@ Expiring items carry ``expiration`` (epoch seconds), the table's TTL attribute.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -72,6 +74,11 @@ def _epoch(moment: datetime) -> int:
 
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
+
+
+def _forecast_sk(rule: str) -> str:
+    """A rule key can be long (a metric spec's dimensions): the sort key carries a digest of it."""
+    return "FORECAST#" + hashlib.sha256(rule.encode()).hexdigest()[:24]
 
 
 # Builds the audit entry of a policy change from the stored document it replaces (None: there was none), so
@@ -273,6 +280,32 @@ class StateTable:
                                     ProjectionExpression="#v, #t",
                                     ExpressionAttributeNames={"#v": "version", "#t": "writeToken"}).get("Item") or {}
         return item.get("version", {}).get("N") == str(version) and item.get("writeToken", {}).get("S") == token
+
+    # ---------------------------------------------------------------- forecasts (targetTracking predictive)
+    def load_forecasts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Stored forecasts by (policy key, rule key): eventually consistent BatchGetItem, 100 per call
+        (a forecast is a cache the reconciler refreshes; a read a second stale is fine)."""
+        wanted = list(dict.fromkeys(keys))
+        by_sk = {(pk, _forecast_sk(rule)): (pk, rule) for pk, rule in wanted}
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(wanted), 100):
+            batch = [self._key(pk, _forecast_sk(rule)) for pk, rule in wanted[start:start + 100]]
+            request: dict[str, Any] = {self.name: {"Keys": batch}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.name, []):
+                    key = by_sk.get((item["PK"]["S"], item["SK"]["S"]))
+                    if key is not None:
+                        found[key] = json.loads(item["doc"]["S"])
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def save_forecast(self, key: str, rule: str, document: dict[str, Any], now: datetime,
+                      keep: timedelta = timedelta(days=3)) -> None:
+        """Store one rule's forecast (unconditionally: the latest fit wins); it expires if not refreshed."""
+        self.client.put_item(TableName=self.name, Item={
+            **self._key(key, _forecast_sk(rule)), "rule": _s(rule),
+            "doc": _s(json.dumps(document, separators=(",", ":"))), "expiration": {"N": str(_epoch(now + keep))}})
 
     # ---------------------------------------------------------------- audit
     def audit(self, *entries: AuditEntry) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from autopilot.decide.target_tracking import align, datapoints_needed, decide_target_tracking
+from autopilot.decide.target_tracking import Forecast, align, datapoints_needed, decide_target_tracking, newest_stamp
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
 from autopilot.models.policy import MetricSpec, ServicePolicy, TargetTracking, effective_mode
@@ -95,7 +95,13 @@ def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[S
     if not tracked:
         return []
     names = sorted({tt.metric for _, tts in tracked for tt in tts if isinstance(tt.metric, str)})
+    predictive = any(tt.predictive is not None for _, tts in tracked for tt in tts)
+    if predictive:  # issue 12: imported only when a policy uses the lever (cold start)
+        from autopilot.usecases.predictive import forecasts_for, load_metric_names
+
+        names = sorted(set(names) | set(load_metric_names(tracked)))
     alarms = deps.alarms.describe_alarms(names) if names else {}
+    forecasts = forecasts_for(ctx, deps, tracked, alarms) if predictive else {}
     queries: list[dict[str, Any]] = []
     plan: dict[tuple[str, str], Tracked] = {}
     for p_index, (policy, tts) in enumerate(tracked):
@@ -115,16 +121,19 @@ def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[S
     for policy, tts in tracked:
         datapoints = []
         periods = []
+        stamps = []
         for tt in tts:
             where = plan[(policy.key, tt.key)]
             points = series.get(where.query_id, []) if where.query_id else []
             datapoints.append(align(points, ctx.now, where.period, where.count, STALE_PERIODS))
             periods.append(where.period)
+            stamps.append(newest_stamp(points, ctx.now, where.period, STALE_PERIODS))
+        rule_forecasts: list[Forecast | None] = [forecasts.get((policy.key, tt.key)) for tt in tts]
         view = views.get((policy.metadata.cluster, policy.metadata.service))
         if view is None:
             continue  # not found or INACTIVE: nothing to scale (the scaling reconciler reports drift)
         try:
-            entry = _apply(ctx, deps, policy, tts, datapoints, view, periods)
+            entry = _apply(ctx, deps, policy, tts, datapoints, view, periods, stamps, rule_forecasts)
         except Exception:  # audited as failed:* by the runner; one service's failure must not stall the others
             logger.exception("targetTracking action failed", extra={"policy": policy.key})
             continue
@@ -135,7 +144,8 @@ def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[S
 
 def _apply(ctx: Context, deps: Dependencies, policy: ServicePolicy, tts: list[TargetTracking],
            datapoints: list[list[float | None]], first_view: ServiceView,
-           periods: list[int] | None = None) -> AuditEntry:
+           periods: list[int] | None = None, stamps: list[datetime | None] | None = None,
+           forecasts: list[Forecast | None] | None = None) -> AuditEntry:
     scaling = policy.spec.scaling
     assert scaling is not None
     cluster, service = policy.metadata.cluster, policy.metadata.service
@@ -152,7 +162,7 @@ def _apply(ctx: Context, deps: Dependencies, policy: ServicePolicy, tts: list[Ta
             rules=tts, series=datapoints, scaling=scaling, cooldowns=snap.state.scaling,
             memory=snap.state.target_tracking, desired=view.desired_count, running=view.running_count,
             now=ctx.now, cluster=cluster, service=service, trigger=TRIGGER,
-            scale_in_blocked=deployment_in_progress(view), periods=periods)
+            scale_in_blocked=deployment_in_progress(view), periods=periods, stamps=stamps, forecasts=forecasts)
         return decision, snap.state.model_copy(update={"scaling": cooldowns, "target_tracking": memory})
 
     entry = act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger=TRIGGER, event_key=None,

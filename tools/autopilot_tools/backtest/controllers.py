@@ -18,6 +18,15 @@
   than the model's proportional one (keeping more tasks: fewer overload minutes and more task-hours
   than modelled; the one assumption that could flatter the comparison on overload, while raising the
   task-hour budget the other policies must stay within).
+- ``aws_predictive`` is a *model* of AWS target tracking combined with AWS predictive scaling (an
+  ECS service may have both; capacity is the larger of the two). What AWS documents: the forecast
+  needs at least 24 hours of the load metric's history and uses up to 14 days; it is hourly, covers
+  the next 48 hours and is refreshed every 6 hours; capacity for an hour is launched ahead by the
+  scheduling buffer (default 300 s); predictive scaling never scales in. What it does not document is
+  its forecasting model: this stand-in fits ecs-autopilot's own seasonal model (daily and weekly
+  shape, level and trend, ``autopilot.decide.forecast``) every 6 hours and sets each hour's capacity
+  to the hour's mean forecast demand at the target utilisation (ceil(mean / (capacity per task x
+  target / 100))), uncalibrated, from the hour's start minus the buffer.
 - ``step_pair`` is a typical hand-written pair of step-scaling alarms (documented below).
 - ``Oracle`` knows demand a start-delay ahead: the cheapest capacity that never overloads. Not a
   policy anyone can run: the limit the others are measured against.
@@ -29,11 +38,12 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from autopilot.decide.forecast import SLOT_SECONDS, SeasonalForecast, fit, slot_index
 from autopilot.decide.scaling import cooldown_precheck, decide_scaling
-from autopilot.decide.target_tracking import Cooldowns, Memory, datapoints_needed, evaluate
+from autopilot.decide.target_tracking import Cooldowns, Forecast, Memory, datapoints_needed, evaluate
 from autopilot.models.actions import SetDesiredCount
 from autopilot.models.policy import Scaling, ScalingRule, Step, TargetTracking
 from autopilot.models.state import ScalingState
@@ -109,11 +119,46 @@ def _query_period(raw: dict[str, Any]) -> int | None:
     return None
 
 
+class ForecastFeed:
+    """The demand history a predictive rule's forecast is fitted to, as the reconciler would see it.
+
+    ``history`` is demand before the replay (e.g. the first half when the second is replayed), one value
+    a minute ending at ``start``; during the replay the minute before ``now`` is the newest visible (the
+    metric is a minute late). Fits only use complete days, so one fit a day serves every refresh of that
+    day (the same answer the reconciler's hourly refreshes give); ``fits`` is shared by every candidate a
+    search replays on the same trace.
+    """
+
+    def __init__(self, demand: Sequence[float], start: datetime, history: Sequence[float] = (),
+                 days: int = 14) -> None:
+        self.start, self.days = start, days
+        self.values = list(history) + list(demand)
+        self.offset = len(history)
+        self.origin = start - timedelta(minutes=len(history))
+        self.fits: dict[int, SeasonalForecast | None] = {}
+        self._slots: dict[int, float] = {}
+        self._added = 0
+
+    def forecast(self, minute: int, now: datetime) -> SeasonalForecast | None:
+        day = (now - datetime(1970, 1, 1, tzinfo=now.tzinfo)).days
+        if day not in self.fits:
+            visible = self.offset + minute  # values[:visible] were seen by now
+            for i in range(self._added, visible):
+                index = slot_index(self.origin + timedelta(minutes=i))
+                self._slots[index] = self._slots.get(index, 0.0) + self.values[i]
+            self._added = max(self._added, visible)
+            self.fits[day] = fit(self._slots, now, self.days)
+        found = self.fits[day]
+        return None if found is None else SeasonalForecast(now, found.level, found.trend, found.daily, found.weekly,
+                                                           found.error, found.days, naive_error=found.naive_error,
+                                                           origin=found.origin)
+
+
 class PolicyController:
     """A policy's scaling rules, decided by the same functions the Lambdas run."""
 
     def __init__(self, name: str, scaling: Scaling, rules: Sequence[ScalingRule], alarms: dict[str, AlarmModel],
-                 params: dict[str, object] | None = None) -> None:
+                 params: dict[str, object] | None = None, feed: ForecastFeed | None = None) -> None:
         self.name = name
         self.scaling = scaling
         self.alarm_rules = [r for r in rules if r.alarm is not None]
@@ -129,6 +174,8 @@ class PolicyController:
         depth = max((datapoints_needed(tt) for tt in self.tracking), default=1)
         self.history: deque[float | None] = deque(maxlen=depth)
         self.params = params or {}
+        self.feed = feed
+        self.predicted: list[float | None] = []  # the predictive rules' forecast need per minute (for charts)
 
     def decide(self, minute: int, now: datetime, seen: float | None, desired: int, running: int) -> int:
         for alarm in self.alarms.values():
@@ -151,8 +198,16 @@ class PolicyController:
             recent = tuple(self.history)
             series = [recent] * len(self.tracking)
             cooldowns = Cooldowns.of(self.state) if self.alarm_rules else self.cooldowns
+            forecasts: list[Forecast | None] | None = None
+            if self.feed is not None and any(tt.predictive is not None for tt in self.tracking):
+                fitted = self.feed.forecast(minute, now)
+                forecasts = [fitted.gated(tt.predictive.maxError, tt.predictive.refreshSeconds)
+                             if fitted is not None and tt.predictive is not None else None for tt in self.tracking]
             verdict = evaluate(rules=self.tracking, series=series, scaling=self.scaling, memory=self.memory,
-                               cooldowns=cooldowns, desired=desired, running=running, now=now)
+                               cooldowns=cooldowns, desired=desired, running=running, now=now, forecasts=forecasts)
+            if forecasts is not None:
+                self.predicted.append(max((r.predicted for r in verdict.readings if r.predicted is not None),
+                                          default=None))
             self.memory, self.cooldowns = verdict.memory, verdict.cooldowns
             if self.alarm_rules:  # alarm rules share the cooldowns (ScalingState) with targetTracking ones
                 self.state = verdict.cooldowns.onto(self.state)
@@ -176,6 +231,57 @@ def aws_target_tracking(target: float, min_tasks: int, max_tasks: int, out_datap
     return PolicyController("aws-target-tracking (model)", scaling, rules, alarms,
                             {"targetValue": target, "datapoints": f"{out_datapoints} out / {in_datapoints} in",
                              "cooldowns": f"{cooldown_out}s / {cooldown_in}s"})
+
+
+class AwsPredictive:
+    """The AWS target tracking model combined with the AWS predictive scaling model (module docstring)."""
+
+    REFRESH = timedelta(hours=6)
+
+    def __init__(self, target: float, min_tasks: int, max_tasks: int, demand: Sequence[float], start: datetime,
+                 capacity_per_task: float, history: Sequence[float] = (), buffer_seconds: int = 300) -> None:
+        self.name = "aws-tt + predictive (model)"
+        self.tracking = aws_target_tracking(target, min_tasks, max_tasks)
+        self.scaling = self.tracking.scaling
+        self.per_task = capacity_per_task * target / 100
+        self.feed = ForecastFeed(demand, start, history)
+        self.buffer = timedelta(seconds=buffer_seconds)
+        self.min_tasks, self.max_tasks = min_tasks, max_tasks
+        self.schedule: dict[datetime, int] = {}  # hour start -> capacity
+        self.refreshed: datetime | None = None
+        self.predicted: list[float | None] = []
+        self.params: dict[str, object] = {"targetValue": target, "forecast": "hourly, refreshed every 6 h, "
+                                          "from >= 24 h and <= 14 days", "schedulingBuffer": f"{buffer_seconds}s"}
+
+    def _refresh(self, minute: int, now: datetime) -> None:
+        fitted = self.feed.forecast(minute, now)
+        self.refreshed = now
+        if fitted is None:
+            return
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        slots_per_hour = 3600 // SLOT_SECONDS
+        for h in range(49):
+            begin = hour + timedelta(hours=h)
+            mean_per_slot = sum(fitted.at(begin + timedelta(seconds=k * SLOT_SECONDS))
+                                for k in range(slots_per_hour)) / slots_per_hour
+            per_minute = mean_per_slot * 60 / SLOT_SECONDS
+            tasks = math.ceil(per_minute / self.per_task - 1e-9)
+            self.schedule[begin] = max(self.min_tasks, min(self.max_tasks, tasks))
+
+    def decide(self, minute: int, now: datetime, seen: float | None, desired: int, running: int) -> int:
+        if self.refreshed is None or now - self.refreshed >= self.REFRESH:
+            self._refresh(minute, now)
+        tracked = self.tracking.decide(minute, now, seen, desired, running)
+        hour = (now + self.buffer).replace(minute=0, second=0, microsecond=0)
+        floor = self.schedule.get(hour)
+        self.predicted.append(None if floor is None else float(floor))
+        return tracked if floor is None else max(tracked, floor)
+
+
+def aws_predictive(target: float, min_tasks: int, max_tasks: int, demand: Sequence[float], start: datetime,
+                   capacity_per_task: float, history: Sequence[float] = ()) -> AwsPredictive:
+    """The model of AWS target tracking + predictive scaling described in this module's docstring."""
+    return AwsPredictive(target, min_tasks, max_tasks, demand, start, capacity_per_task, history)
 
 
 def step_pair(target: float, min_tasks: int, max_tasks: int) -> PolicyController:

@@ -13,6 +13,9 @@ A deliberately simple model, the same for every policy compared:
 
 Measured per minute: utilisation = demand / running capacity. Overload = utilisation > 100 %
 (demand above capacity is dropped), "hot" = utilisation > 85 %, task-hours = tasks billed.
+Scaling actions are a result with a cost, not a footnote: each action's task starts (a task pulls its
+image and warms up, billed before it serves: the start delay is in the task-hours) and task stops
+(connections drained, caches lost) are counted; a policy that chases noise pays in both.
 """
 
 from __future__ import annotations
@@ -75,15 +78,19 @@ class Result:
     dropped_pct: float
     task_hours: float
     actions: int
+    task_starts: int = 0  # tasks asked to start (each bills its start delay before serving)
+    task_stops: int = 0  # tasks stopped or cancelled while starting
     desired: list[int] = field(default_factory=list, repr=False)
     running: list[int] = field(default_factory=list, repr=False)
+    predicted: list[float | None] = field(default_factory=list, repr=False)  # a forecast's need, when one was used
     params: dict[str, object] = field(default_factory=dict)
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
             "policy": self.name, "overload_minutes": self.overload_minutes, "minutes_over_85pct": self.hot_minutes,
             "dropped_demand_pct": round(self.dropped_pct, 3), "task_hours": round(self.task_hours, 1),
-            "scaling_actions": self.actions, "minutes": self.minutes}
+            "scaling_actions": self.actions, "task_starts": self.task_starts, "task_stops": self.task_stops,
+            "minutes": self.minutes}
         if self.params:
             out["params"] = self.params
         return out
@@ -97,7 +104,7 @@ def simulate(demand: Sequence[float], start: datetime, model: ServiceModel, cont
     desired = running = initial
     pending: deque[list[int]] = deque()  # [ready minute, tasks], oldest first
     seen: float | None = None
-    overload = hot = actions = 0
+    overload = hot = actions = starts = stops = 0
     dropped = billed = 0.0
     desired_series: list[int] = []
     running_series: list[int] = []
@@ -110,11 +117,13 @@ def simulate(demand: Sequence[float], start: datetime, model: ServiceModel, cont
         if wanted != desired:
             actions += 1
             if wanted > desired:
+                starts += wanted - desired
                 pending.append([t + delay, wanted - desired])
                 while pending and pending[0][0] <= t:  # a zero start delay serves at once
                     running += pending.popleft()[1]
             else:
                 remove = desired - wanted
+                stops += remove
                 while remove and pending:
                     cancelled = min(remove, pending[-1][1])
                     pending[-1][1] -= cancelled
@@ -138,4 +147,5 @@ def simulate(demand: Sequence[float], start: datetime, model: ServiceModel, cont
     total = sum(demand)
     return Result(name=controller.name, minutes=len(demand), overload_minutes=overload, hot_minutes=hot,
                   dropped_pct=100.0 * dropped / total if total > 0 else 0.0, task_hours=billed / 60,
-                  actions=actions, desired=desired_series, running=running_series)
+                  actions=actions, task_starts=starts, task_stops=stops, desired=desired_series,
+                  running=running_series)

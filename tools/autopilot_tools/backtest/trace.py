@@ -1,9 +1,11 @@
 """Demand traces: CSV (timestamp,value), `aws cloudwatch get-metric-data` JSON, or CloudWatch itself.
 
 Everything is brought to one value per minute, because the reconciler decides once a minute: by
-default linear interpolation (a 5- or 30-minute trace becomes a ramp between its points), or
-``fill="hold"`` (each value held until the next datapoint: every change arrives as a step). The truth
-between two coarse datapoints is unknown; replaying both shows how much an answer depends on it.
+default each coarse value is held until the next datapoint (``fill="hold"``: every change arrives as
+a step, as it would to a service that only learns of it then), or, on request, linear interpolation
+(``fill="linear"``: a 5- or 30-minute trace becomes a ramp between its points). Linear ramps flatter
+any rule that extrapolates: a trend lever sees the next coarse point minutes early, which real
+one-minute metrics never allow; results on them are labelled as such.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ class Trace:
     start: datetime
     values: tuple[float, ...]
     source_period: int
+    fill: str = "hold"
+
+    @property
+    def filled(self) -> str:
+        """How the minutes were made: 'native 1-minute', or the coarse period and the fill."""
+        if self.source_period <= 60:
+            return "native 1-minute"
+        how = "held as steps" if self.fill == "hold" else "interpolated linearly (optimistic for trend rules)"
+        return f"{self.source_period // 60}-minute datapoints {how}"
 
     @property
     def minutes(self) -> int:
@@ -58,10 +69,10 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-FILLS = ("linear", "hold")
+FILLS = ("hold", "linear")
 
 
-def to_minutes(points: Iterable[tuple[datetime, float]], name: str, fill: str = "linear") -> Trace:
+def to_minutes(points: Iterable[tuple[datetime, float]], name: str, fill: str = "hold") -> Trace:
     """Sort, de-duplicate (last wins) and fill datapoints to one per minute (``FILLS``)."""
     if fill not in FILLS:
         raise TraceError(f"unknown fill {fill!r} (one of {', '.join(FILLS)})")
@@ -82,10 +93,10 @@ def to_minutes(points: Iterable[tuple[datetime, float]], name: str, fill: str = 
         else:
             values.extend(v0 + (v1 - v0) * k / steps for k in range(steps))
     values.append(ordered[-1][1])
-    return Trace(name=name, start=ordered[0][0], values=tuple(values), source_period=gaps[len(gaps) // 2])
+    return Trace(name=name, start=ordered[0][0], values=tuple(values), source_period=gaps[len(gaps) // 2], fill=fill)
 
 
-def read_csv(path: Path, fill: str = "linear") -> Trace:
+def read_csv(path: Path, fill: str = "hold") -> Trace:
     """``timestamp,value`` with a header row (the NAB corpus' format); extra columns are ignored."""
     points: list[tuple[datetime, float]] = []
     with path.open(newline="") as handle:
@@ -115,7 +126,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_metric_data_json(path: Path, query_id: str | None = None, fill: str = "linear") -> Trace:
+def read_metric_data_json(path: Path, query_id: str | None = None, fill: str = "hold") -> Trace:
     """The JSON `aws cloudwatch get-metric-data` prints (or several pages of it concatenated in a list)."""
     try:
         document = json.loads(path.read_text())
@@ -138,7 +149,7 @@ def read_metric_data_json(path: Path, query_id: str | None = None, fill: str = "
     return to_minutes(points, path.stem, fill)
 
 
-def read_trace(path: Path, query_id: str | None = None, fill: str = "linear") -> Trace:
+def read_trace(path: Path, query_id: str | None = None, fill: str = "hold") -> Trace:
     if not path.exists():
         raise TraceError(f"{path}: no such file")
     if path.suffix.lower() == ".json":
@@ -179,7 +190,7 @@ def metric_query(namespace: str, metric: str, dimensions: dict[str, str], stat: 
 
 def fetch_metric(get_metric_data: Callable[..., dict[str, Any]], query: dict[str, Any], start: datetime,
                  end: datetime, progress: Progress | None = None, chunk: timedelta = timedelta(days=1),
-                 name: str = "cloudwatch", fill: str = "linear") -> Trace:
+                 name: str = "cloudwatch", fill: str = "hold") -> Trace:
     """GetMetricData over [start, end) one chunk at a time (so the bar moves), following NextToken."""
     points: list[tuple[datetime, float]] = []
     cursor = start

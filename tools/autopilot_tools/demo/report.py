@@ -2,7 +2,8 @@
 of its desired count and its alarms' states over simulated time.
 
 No scripts, fonts or stylesheets from anywhere: the file opens offline, attaches to a ticket, and
-survives being emailed. Charts are SVG written here from the run's samples.
+survives being emailed. Charts are inline SVG drawn by ``autopilot_tools.svgchart`` (the renderer the
+backtest report uses too) from the run's samples.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from itertools import pairwise
 from autopilot_tools.demo.clock import clock_label
 from autopilot_tools.demo.render import service_summary
 from autopilot_tools.demo.timeline import AlarmSample, Row, ScenarioResult, ServiceSample
+from autopilot_tools.svgchart import INK, Chart, Lane, Line, Marker, Segment
 
 _STATE_COLOURS = {"OK": "#2e9d5b", "ALARM": "#d64545", "INSUFFICIENT_DATA": "#9aa3ad"}
 _KIND_LABELS = {"story": "story", "event": "event", "undelivered": "not delivered", "decision": "decision",
@@ -232,98 +234,35 @@ def _nice_step(span: float) -> int:
 def chart(samples: list[ServiceSample], alarms: dict[str, list[AlarmSample]], end: float,
           markers: list[tuple[float, str]]) -> str:
     """Desired count (step line) over simulated time, then lanes: revision and capacity when they
-    changed, and one per alarm of the service, coloured by state."""
-    lanes: list[tuple[str, list[tuple[float, float, str, str]]]] = []
+    changed, and one per alarm of the service, coloured by state (drawn by ``autopilot_tools.svgchart``)."""
+    lanes: list[Lane] = []
     for attribute, palette in (("revision", ("#dbe7f5", "#b9d0ec")), ("capacity", ("#e6e1f5", "#cfc5ee"))):
         values = [(s.at, str(getattr(s, attribute))) for s in samples]
         if len({v for _, v in values}) > 1:
-            segments = []
             compact = [values[0]] + [b for a, b in pairwise(values) if b[1] != a[1]]
+            segments = []
             for index, (at, value) in enumerate(compact):
                 stop = compact[index + 1][0] if index + 1 < len(compact) else end
-                segments.append((at, stop, value, palette[index % 2]))
-            lanes.append((attribute, segments))
+                segments.append(Segment(at, stop, palette[index % 2], f"{value} from {clock_label(at)}",
+                                        value.replace("FARGATE_SPOT", "SPOT")))
+            lanes.append(Lane(attribute, segments, name_inside=False))
     for name, states in sorted(alarms.items()):
         segments = []
         for index, state in enumerate(states):
             stop = states[index + 1].at if index + 1 < len(states) else end
-            segments.append((state.at, stop, f"{name}: {state.state}", _STATE_COLOURS.get(state.state, "#9aa3ad")))
-        lanes.append((name, segments))
-
-    width, left, right, top = 900, 48, 24, 26
-    plot_h, lane_h, lane_gap = 150, 18, 5
-    lanes_top = top + plot_h + 40
-    height = lanes_top + len(lanes) * (lane_h + lane_gap) + 6
-    plot_w = width - left - right
+            segments.append(Segment(state.at, stop, _STATE_COLOURS.get(state.state, "#9aa3ad"),
+                                    f"{name}: {state.state} from {clock_label(state.at)}"))
+        lanes.append(Lane(name, segments))
     y_max = max(4, int(max(s.desired for s in samples) * 1.25 + 1))
-
-    def x(t: float) -> float:
-        return left + plot_w * min(max(t, 0.0), end) / end
-
-    def y(v: float) -> float:
-        return top + plot_h - plot_h * v / y_max
-
-    out = [f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' "
-           f"aria-label='desired count over simulated time' xmlns='http://www.w3.org/2000/svg'>"]
     y_step = max(1, round(y_max / 5))
-    for v in range(0, y_max + 1, y_step):
-        out.append(f"<line x1='{left}' x2='{width - right}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='#eef1f4'/>")
-        out.append(f"<text x='{left - 8}' y='{y(v) + 4:.1f}' font-size='11' text-anchor='end' "
-                   f"fill='#5f6b7a'>{v}</text>")
     step = _nice_step(end)
-    t = 0
-    while t <= end + 0.1:
-        out.append(f"<line x1='{x(t):.1f}' x2='{x(t):.1f}' y1='{top}' y2='{top + plot_h}' stroke='#f3f5f7'/>")
-        out.append(f"<text x='{x(t):.1f}' y='{top + plot_h + 26}' font-size='11' text-anchor='middle' "
-                   f"fill='#5f6b7a'>{_e(clock_label(t))}</text>")
-        t += step
-    out.append(f"<text x='{left}' y='{top - 10}' font-size='11' fill='#5f6b7a'>desired tasks</text>")
-    if alarms:
-        lx = width - right - 235
-        for label, colour in (("OK", _STATE_COLOURS["OK"]), ("ALARM", _STATE_COLOURS["ALARM"]),
-                              ("INSUFFICIENT_DATA", _STATE_COLOURS["INSUFFICIENT_DATA"])):
-            out.append(f"<rect x='{lx}' y='{top - 19}' width='10' height='10' fill='{colour}'/>"
-                       f"<text x='{lx + 14}' y='{top - 10}' font-size='11' fill='#5f6b7a'>{label}</text>")
-            lx += 38 + len(label) * 6
-    for before, after in pairwise(samples):
-        if after.revision != before.revision or after.capacity != before.capacity:
-            xx = x(after.at)
-            bottom = lanes_top + len(lanes) * (lane_h + lane_gap)
-            out.append(f"<line x1='{xx:.1f}' x2='{xx:.1f}' y1='{top}' y2='{bottom}' stroke='#2563a6' "
-                       f"stroke-dasharray='4 3' opacity='.55'/>")
-    points = [(x(samples[0].at), y(samples[0].desired))]
-    for before, after in pairwise(samples):
-        points += [(x(after.at), y(before.desired)), (x(after.at), y(after.desired))]
-    points.append((x(end), y(samples[-1].desired)))
-    path = " ".join(f"{'M' if i == 0 else 'L'}{px:.1f},{py:.1f}" for i, (px, py) in enumerate(points))
-    out.append(f"<path d='{path}' fill='none' stroke='#1d2430' stroke-width='2.2'/>")
-    previous = None
-    for sample in samples:
-        if sample.desired != previous:
-            out.append(f"<circle cx='{x(sample.at):.1f}' cy='{y(sample.desired):.1f}' r='3.2' fill='#1d2430'/>")
-            out.append(f"<text x='{x(sample.at) + 5:.1f}' y='{y(sample.desired) - 6:.1f}' font-size='11' "
-                       f"fill='#1d2430'>{sample.desired}</text>")
-            previous = sample.desired
-    for at, outcome in markers:
-        out.append(f"<path d='M{x(at):.1f},{top + plot_h + 3} l-4.5,8 l9,0 z' fill='#2e9d5b'>"
-                   f"<title>{_e(clock_label(at))} {_e(outcome)}</title></path>")
-    for index, (name, segments) in enumerate(lanes):
-        lane_y = lanes_top + index * (lane_h + lane_gap)
-        for segment, (start, stop, text, colour) in enumerate(segments):
-            x0, x1 = x(start), x(stop)
-            out.append(f"<rect x='{x0:.1f}' y='{lane_y}' width='{max(x1 - x0, 1.0):.1f}' height='{lane_h}' "
-                       f"fill='{colour}'><title>{_e(text)} from {_e(clock_label(start))}</title></rect>")
-            label = text.replace("FARGATE_SPOT", "SPOT")
-            if name in ("revision", "capacity") and x1 - x0 > 6 * len(label) + 8:
-                out.append(f"<text x='{x0 + 6:.1f}' y='{lane_y + 13}' font-size='11' fill='#1d2430'>{_e(label)}</text>")
-            elif name in ("revision", "capacity") and stop >= end and segment > 0:  # a short last segment: label
-                out.append(f"<text x='{x1 - 4:.1f}' y='{lane_y + 13}' font-size='11' text-anchor='end' "
-                           f"fill='#1d2430'>{_e(label)}</text>")
-        if name not in ("revision", "capacity"):
-            out.append(f"<text x='{left + 6}' y='{lane_y + 13}' font-size='11' fill='#fff' font-weight='600'>"
-                       f"{_e(name)}</text>")
-        else:
-            out.append(f"<text x='{left - 8}' y='{lane_y + 13}' font-size='10' text-anchor='end' fill='#5f6b7a'>"
-                       f"{_e(name[:3])}</text>")
-    out.append("</svg>")
-    return "".join(out)
+    x_ticks = [(float(t), clock_label(t)) for t in range(0, int(end + 0.1) + 1, step)]
+    legend = tuple((label, _STATE_COLOURS[label]) for label in ("OK", "ALARM", "INSUFFICIENT_DATA")) if alarms else ()
+    frame = Chart(x_end=end, y_max=y_max, x_ticks=x_ticks, y_ticks=[(v, str(v)) for v in range(0, y_max + 1, y_step)],
+                  y_title="desired tasks", legend=legend)
+    rules = [after.at for before, after in pairwise(samples)
+             if after.revision != before.revision or after.capacity != before.capacity]
+    points = [(s.at, float(s.desired)) for s in samples]
+    return frame.render(lines=[Line(points, INK, width=2.2, step=True, dots=True)], lanes=lanes, rules=rules,
+                        markers=[Marker(at, "#2e9d5b", f"{clock_label(at)} {outcome}") for at, outcome in markers],
+                        aria="desired count over simulated time")
