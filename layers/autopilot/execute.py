@@ -61,29 +61,36 @@ class Executor:
                 raise NotImplementedError(f"no executor for action kind {action.kind!r}")
             if action.mutating and mode != "enforce":
                 calls += [f"dry-run:{c}" for c in _planned_calls(action)]
-                self.announce(action, dry_run=True)
+                announced = self.announce(action, dry_run=True)
+                if announced != "sns:Publish":  # a failed announcement is audited; a dry run lists AWS calls only
+                    calls.append(announced)
                 continue
             calls += handler(action)
             if action.mutating and not getattr(action, "requeue", False):
-                calls.append(self._announce_done(action))
+                calls.append(self.announce(action))
         return calls
 
-    def announce(self, action: BaseAction, dry_run: bool = False) -> None:
+    def announce(self, action: BaseAction, dry_run: bool = False) -> str:
+        """Announce an action (done, or with ``dry_run`` only described); the call made, as audited."""
         sentence = ("[dry-run] would have: " if dry_run else "") + action.describe()
-        self.notifier.publish(sentence, sentence, {**action.model_dump(mode="json"), "dryRun": dry_run})
+        return self.publish(sentence, sentence, {**action.model_dump(mode="json"), "dryRun": dry_run},
+                            what=getattr(action, "kind", type(action).__name__))
 
-    def _announce_done(self, action: BaseAction) -> str:
-        """Announce an action that was done. If SNS fails (after botocore's retries), the action stands:
-        raising would release its claim and fail the invocation, and Lambda's retry would decide and do it
-        again (a second scale-out on top of the first). The failure is logged, counted (metric
-        NotificationFailed, alarmed in template.yaml) and audited in the action's calls instead."""
+    def publish(self, subject: str, message: str, detail: dict[str, Any], what: str = "notify") -> str:
+        """Every notification goes through here: published, or counted as failed, never raised.
+
+        A failed publish (after botocore's retries) must neither undo nor repeat what was decided: raising
+        would release an action's claim and fail the invocation, and the retry would decide and do it again
+        (a second scale-out on top of the first), or find a notify-only event applied and stay silent. The
+        failure is logged, counted (metric NotificationFailed, alarmed in template.yaml) and returned as the
+        call made, which the audit trail keeps (``autopilot history`` shows what was decided either way).
+        """
         try:
-            self.announce(action)
+            self.notifier.publish(subject, message, detail)
         except Exception as exc:
             from autopilot.observability import MetricUnit, logger, metrics
 
-            logger.exception("the action was done but its notification failed",
-                             extra={"action": getattr(action, "kind", type(action).__name__)})
+            logger.exception("a notification could not be published", extra={"action": what})
             metrics.add_metric(name="NotificationFailed", unit=MetricUnit.Count, value=1)
             return f"sns:Publish failed ({type(exc).__name__})"
         return "sns:Publish"
@@ -107,8 +114,7 @@ class Executor:
         return ["ecs:UpdateService"]
 
     def _notify(self, action: Notify) -> list[str]:
-        self.notifier.publish(action.subject, action.describe(), {**action.detail, "kind": "notify"})
-        return ["sns:Publish"]
+        return [self.publish(action.subject, action.describe(), {**action.detail, "kind": "notify"})]
 
     def _enqueue_restart(self, action: EnqueueRestart) -> list[str]:
         if self.restart_queue is None:

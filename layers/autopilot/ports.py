@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from autopilot.backoff import real_sleep
+
 if TYPE_CHECKING:  # types only: the models load with the use cases that need them
     from autopilot.models.actions import Action
     from autopilot.models.audit import AuditEntry
@@ -171,3 +173,4 @@ class Dependencies:
     executor: ExecutorPort
     clock: Callable[[], datetime] = field(default=utcnow)
     taskdefs: TaskDefinitionsPort | None = None  # derived revisions (rollouts, OOM right-sizing)
+    sleep: Callable[[float], None] = field(default=real_sleep)  # back-off between retries (tests inject one)

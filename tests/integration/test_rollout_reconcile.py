@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 
 from autopilot.aws.clients import client
 from autopilot.models.policy import service_key
@@ -108,7 +109,8 @@ def test_a_newer_deployment_supersedes_the_rollback(rolled_back, reconciler, lam
 def test_a_failing_retry_is_audited_and_tried_again_next_minute(rolled_back, reconciler, lambda_context):
     overwrite(2)
     flaky = use_ecs(rolled_back, FlakyEcs(rolled_back.ecs, fail=1))
-    assert tick(rolled_back, reconciler, lambda_context, 180) == []  # failed: audited, claim released
+    with pytest.raises(ClientError, match="ThrottlingException"):  # the run ends with the error (Errors alarm)
+        tick(rolled_back, reconciler, lambda_context, 180)  # failed: audited, claim released
     history = rolled_back.store.history(cluster=CLUSTER, service=SERVICE, now=rolled_back.clock())
     assert history[0].outcome == "failed:rollback-retry"
     assert rollbacks(rolled_back)[0].attempts == 1

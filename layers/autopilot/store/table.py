@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from autopilot.backoff import Sleep, pause, real_sleep
 from autopilot.models.audit import AuditEntry
 from autopilot.models.policy import Policy, ServicePolicy, TaskPolicy
 from autopilot.models.state import ServiceState, Snapshot
@@ -38,6 +39,7 @@ from autopilot.ports import ConcurrentUpdate
 __all__ = ["AUDIT_TTL", "AuditEntry", "ConcurrentUpdate", "StateTable"]  # AuditEntry, ConcurrentUpdate: re-exported
 
 AUDIT_TTL = timedelta(days=90)
+UNPROCESSED_ATTEMPTS = 8  # BatchGetItem calls for one batch before its unprocessed keys count as a failure
 
 
 @cache
@@ -91,9 +93,10 @@ class StateTable:
 
     Nothing else talks to DynamoDB (but Powertools idempotency)."""
 
-    def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
+    def __init__(self, table_name: str, dynamodb_client: Any | None = None, sleep: Sleep = real_sleep) -> None:
         self.name = table_name
         self._client = dynamodb_client
+        self.sleep = sleep  # jittered back-off between our own retries (botocore makes none of these)
 
     @property
     def client(self) -> Any:
@@ -113,7 +116,9 @@ class StateTable:
         ``audit`` (given the replaced document) adds an audit record to the same transaction; an unchanged
         policy writes nothing, so it records nothing.
         """
-        for _attempt in range(attempts):
+        for attempt in range(attempts):
+            if attempt:
+                pause(self.sleep, attempt - 1)  # the other writer goes first
             try:
                 return self._put_policy_once(policy, now, audit)
             except ConcurrentUpdate:
@@ -171,7 +176,9 @@ class StateTable:
         alarm entries removed are that document's and ``audit`` (given it) records what was really deleted,
         in the same transaction as the policy itself.
         """
-        for _attempt in range(attempts):
+        for attempt in range(attempts):
+            if attempt:
+                pause(self.sleep, attempt - 1)
             item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"),
                                         ConsistentRead=True).get("Item")
             if not item:
@@ -220,12 +227,23 @@ class StateTable:
         for start in range(0, len(wanted), 100):
             request: dict[str, Any] = {self.name: {"Keys": [self._key(k, "STATE") for k in wanted[start:start + 100]],
                                                    "ConsistentRead": True}}
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.name, []):
-                    found[item["PK"]["S"]] = self._snapshot(item["PK"]["S"], item)
-                request = response.get("UnprocessedKeys") or {}
+            for item in self._batch_get(request):
+                found[item["PK"]["S"]] = self._snapshot(item["PK"]["S"], item)
         return found
+
+    def _batch_get(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The items of one BatchGetItem request, asking again for its ``UnprocessedKeys`` (throttled or over
+        the answer's 16 MB) after a jittered back-off, as AWS advises; botocore does not retry those."""
+        for attempt in range(UNPROCESSED_ATTEMPTS):
+            if attempt:
+                pause(self.sleep, attempt - 1, base=0.05, cap=2.0)
+            response = self.client.batch_get_item(RequestItems=request)
+            yield from response.get("Responses", {}).get(self.name, [])
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                return
+        left = len(request.get(self.name, {}).get("Keys", []))
+        raise RuntimeError(f"BatchGetItem left {left} keys unprocessed after {UNPROCESSED_ATTEMPTS} attempts")
 
     def save_state(self, key: str, state: ServiceState, expected_version: int,
                    audit: list[AuditEntry] | None = None) -> int:
@@ -290,14 +308,10 @@ class StateTable:
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for start in range(0, len(wanted), 100):
             batch = [self._key(pk, _forecast_sk(rule)) for pk, rule in wanted[start:start + 100]]
-            request: dict[str, Any] = {self.name: {"Keys": batch}}
-            while request:
-                response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.name, []):
-                    key = by_sk.get((item["PK"]["S"], item["SK"]["S"]))
-                    if key is not None:
-                        found[key] = json.loads(item["doc"]["S"])
-                request = response.get("UnprocessedKeys") or {}
+            for item in self._batch_get({self.name: {"Keys": batch}}):
+                key = by_sk.get((item["PK"]["S"], item["SK"]["S"]))
+                if key is not None:
+                    found[key] = json.loads(item["doc"]["S"])
         return found
 
     def save_forecast(self, key: str, rule: str, document: dict[str, Any], now: datetime,

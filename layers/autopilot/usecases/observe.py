@@ -1,4 +1,4 @@
-"""EMF metrics for decisions: ScaleOut, ScaleIn, Skipped (by reason), InvalidEvent, DecisionLatency."""
+"""EMF metrics for decisions: ScaleOut, ScaleIn, Skipped (by reason), InvalidEvent, ActionFailed, DecisionLatency."""
 
 from __future__ import annotations
 
@@ -24,10 +24,16 @@ def count_outcomes(entries: list[AuditEntry], started: float) -> None:
         elif entry.outcome.startswith(("skipped:", "ignored:")):
             with single_metric(name="Skipped", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as m:
                 m.add_dimension(name="reason", value=entry.outcome.split(":", 1)[1])
-        elif entry.outcome.startswith("failed:"):
-            metrics.add_metric(name="ActionFailed", unit=MetricUnit.Count, value=1)
+        # failed:* entries were counted where they failed (count_failure): a failure that propagates never
+        # reaches this count, and must be counted all the same.
     metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds,
                        value=round((time.perf_counter() - started) * 1000, 3))
+
+
+def count_failure(entry: AuditEntry) -> None:
+    """One ActionFailed per failed decision or action (alarmed in template.yaml), counted where it failed."""
+    logger.warning("failed", extra={"target": entry.target, "outcome": entry.outcome, "error": entry.error})
+    metrics.add_metric(name="ActionFailed", unit=MetricUnit.Count, value=1)
 
 
 def count_invalid(reason: str) -> None:

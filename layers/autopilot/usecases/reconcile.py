@@ -5,6 +5,12 @@ every minute; so must we. Each run: one DescribeAlarms call per 100 rule alarms,
 for the latest value of the alarms in ALARM, one DescribeServices per 10 services of a cluster, then
 every rule whose alarm is still in ALARM goes through the same decision as the scaler (cooldowns
 decide whether it acts). Desired counts that drifted outside [minTasks, maxTasks] are brought back.
+
+Each service is decided and acted on on its own (``runner``: an isolating context), and each hook runs
+on its own: one service or hook that fails is audited as ``failed:*`` and counted (ActionFailed), the
+others still run, and the run then ends with an error (``PartialFailure``: the Errors alarm sees it).
+Services whose mode is ``off`` are not looked at, and a paused or cooling-down service writes no audit
+record each minute: only decisions that act, and failures, are recorded.
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ from autopilot.decide.scaling import decide_bounds
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
 from autopilot.models.events import AlarmChange, InvalidEvent, parse_reason_data
-from autopilot.models.policy import ServicePolicy
+from autopilot.models.policy import ServicePolicy, effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.ports import AlarmView, Dependencies, ServiceView
 from autopilot.usecases.observe import count_outcomes
 from autopilot.usecases.rollbacks import reconcile_rollbacks
-from autopilot.usecases.runner import Context, act, context
+from autopilot.usecases.runner import Context, act, context, raise_failures, record
 from autopilot.usecases.scale import apply_rule
 from autopilot.usecases.services import describe_policies
 from autopilot.usecases.spot_holds import restore_spot_holds
@@ -39,18 +45,50 @@ HOOKS: tuple[ReconcileHook, ...] = (
 
 
 def reconcile(deps: Dependencies, event_id: str = "reconcile", hooks: tuple[ReconcileHook, ...] = HOOKS,
-              ) -> dict[str, Any]:
-    ctx = context(deps, source="reconciler", event_id=event_id)
-    policies = [p for p in deps.store.list_policies() if isinstance(p, ServicePolicy)]
-    entries = reconcile_scaling(ctx, deps, [p for p in policies if p.spec.scaling is not None])
-    for hook in hooks:
-        entries += hook(ctx, deps, policies)
+              policies: list[ServicePolicy] | None = None) -> dict[str, Any]:
+    """One run over ``policies`` (default: every stored service policy); raises PartialFailure at the end if
+    a service or a hook failed (after the others were done)."""
+    ctx = context(deps, source="reconciler", event_id=event_id, isolate=True)
+    if policies is None:
+        policies = [p for p in deps.store.list_policies() if isinstance(p, ServicePolicy)]
+    entries: list[AuditEntry] = []
+    for hook in (_scaling_hook, *hooks):
+        entries += run_hook(ctx, deps, hook, policies)
     count_outcomes(entries, ctx.started)
+    raise_failures(ctx)
     return {"status": "ok", "policies": len(policies),
             "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
 
 
+def run_hook(ctx: Context, deps: Dependencies, hook: ReconcileHook, policies: list[ServicePolicy]) -> list[AuditEntry]:
+    """Run one pass; a pass that fails as a whole (its batch reads, say) is audited, counted and reported at
+    the end of the run like a failed service, and does not keep the other passes from running."""
+    try:
+        return hook(ctx, deps, policies)
+    except Exception as exc:
+        from autopilot.usecases.observe import count_failure
+
+        name = getattr(hook, "__name__", type(hook).__name__)
+        entry = record(ctx, target="-", trigger=f"reconcile: {name}", outcome="failed:hook",
+                       reason=f"the {name} pass failed as a whole", error=f"{type(exc).__name__}: {exc}"[:500],
+                       best_effort=True)
+        count_failure(entry)
+        ctx.failed(entry, exc)
+        return [entry]
+
+
+def _scaling_hook(ctx: Context, deps: Dependencies, policies: list[ServicePolicy]) -> list[AuditEntry]:
+    return reconcile_scaling(ctx, deps, [p for p in policies if p.spec.scaling is not None])
+
+
+def reported(entry: AuditEntry) -> bool:
+    """What a reconciler pass reports: decisions that acted, and failures (quiet skips are not)."""
+    return bool(entry.actions) or entry.outcome.startswith("failed:")
+
+
 def reconcile_scaling(ctx: Context, deps: Dependencies, policies: list[ServicePolicy]) -> list[AuditEntry]:
+    # mode off (policy or global switch): nothing to decide, nothing to describe, no audit line each minute
+    policies = [p for p in policies if effective_mode(ctx.global_mode, p.spec.mode) != "off"]
     if not policies:
         return []
     names = sorted({r.alarm for p in policies for r in (p.spec.scaling.rules if p.spec.scaling else [])
@@ -78,12 +116,15 @@ def reconcile_scaling(ctx: Context, deps: Dependencies, policies: list[ServicePo
                 continue
             entry = apply_rule(ctx, policy, rule, change, deps.ecs, f"alarm {alarm.name} still in ALARM",
                                event_key=None, view=view, audit_skips=False)
-            if entry.actions:
+            if reported(entry):
                 entries.append(entry)
+            if entry.actions or entry.outcome.startswith("failed:"):
                 acted = True
-                view = None  # desired count changed; a later rule re-reads it
+                view = None  # desired count changed (or unknown after a failure); a later rule re-reads it
         if not acted and view is not None and not scaling.minTasks <= view.desired_count <= scaling.maxTasks:
-            entries.append(_repair_bounds(ctx, policy, view))
+            entry = _repair_bounds(ctx, policy, view)
+            if reported(entry):
+                entries.append(entry)
     return entries
 
 
@@ -109,4 +150,4 @@ def _repair_bounds(ctx: Context, policy: ServicePolicy, view: ServiceView) -> Au
         return decision, snap.state.model_copy(update={"scaling": state})
 
     return act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger="reconcile: desired count out of bounds",
-               event_key=None, decide=decide)
+               event_key=None, decide=decide, audit_skips=False)

@@ -14,7 +14,6 @@ from autopilot.models.audit import AuditEntry
 from autopilot.models.events import aware_time
 from autopilot.models.policy import ServicePolicy, effective_mode
 from autopilot.models.state import ServiceState, Snapshot
-from autopilot.observability import logger
 from autopilot.ports import Dependencies, ServiceView
 from autopilot.usecases.runner import Context, act
 from autopilot.usecases.services import describe_policies
@@ -52,13 +51,10 @@ def reconcile_rollbacks(ctx: Context, deps: Dependencies, policies: list[Service
         return []
     views = describe_policies(deps.ecs, due)
     entries: list[AuditEntry] = []
-    for policy in due:
+    for policy in due:  # a failure is isolated, audited and counted by the runner; the next run tries again
         view = views.get((policy.metadata.cluster, policy.metadata.service))
-        try:
-            entries.append(act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger="reconcile: rollback check",
-                               event_key=None, decide=_retry(ctx, policy, view)))
-        except Exception:  # audited as failed by the runner, claim released: the next run tries again
-            logger.exception("rollback retry failed", extra={"target": policy.key})
+        entries.append(act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger="reconcile: rollback check",
+                           event_key=None, decide=_retry(ctx, policy, view)))
     return entries
 
 

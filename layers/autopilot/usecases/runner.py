@@ -2,9 +2,24 @@
 
 Claim-then-act: the new state (cooldowns, counters, "event applied") is written with a condition on
 the version that was read *before* any AWS mutation, so of two concurrent invocations only one acts;
-the other reloads and decides again on the new state. If the mutation then fails, the claim is
-reverted (so a failed action does not consume a cooldown) and the error propagates so the event is
-retried and, in the end, dead-lettered.
+the other backs off (jittered) and decides again on the new state. If the mutation then fails, the
+claim is reverted (so a failed action does not consume a cooldown) and the error propagates so the
+event is retried and, in the end, dead-lettered.
+
+Two guarantees live here, in one place, so every use case and every reconciler hook has them:
+
+- **Failures are isolated, audited and counted.** Whatever fails while deciding or acting for one
+  service (a DescribeServices throttled, a claim that kept losing, an UpdateService refused) is
+  audited as ``failed:*``, logged and counted (metric ``ActionFailed``, alarmed). A context that
+  ``isolate``s (the reconciler, the scaler's alarm naming several services) then goes on with the
+  other services and ``raise_failures`` fails the invocation at the end, after the others were done:
+  the failure is visible (Errors alarm) and retried, and a retry does not act twice on the services
+  that succeeded (their event is remembered; the reconciler's next run decides afresh).
+- **A notification decided is published or counted.** A decision that only notifies (a crash loop
+  with ``action: notify``, OOM at the size cap, a restart give-up) publishes *before* its state is
+  committed: if the invocation dies in between, the retry decides and notifies again (at least once)
+  instead of finding the event applied and staying silent. A publish that fails (after botocore's
+  retries) is counted as ``NotificationFailed`` (alarmed) and audited by the executor, never raised.
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from autopilot.backoff import Sleep, pause, real_sleep
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
 from autopilot.models.events import InvalidEvent
@@ -22,7 +38,7 @@ from autopilot.models.policy import effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import ConcurrentUpdate, Dependencies, ExecutorPort, StateStorePort
-from autopilot.usecases.observe import count_invalid
+from autopilot.usecases.observe import count_failure, count_invalid
 
 MAX_ATTEMPTS = 5
 
@@ -40,12 +56,43 @@ class Context:
     source: str  # the function deciding: scaler, reconciler, ...
     event_id: str
     started: float = field(default_factory=time.perf_counter)  # for the DecisionLatency metric
+    sleep: Sleep = real_sleep  # back-off between attempts after a lost conditional write
+    # Per-service isolation: a failure is audited, counted and kept in ``failures`` (``act`` returns its
+    # entry instead of raising); ``raise_failures`` fails the invocation once every service was done.
+    isolate: bool = False
+    failures: list[AuditEntry] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)  # the exception behind each of ``failures``
+
+    def failed(self, entry: AuditEntry, error: BaseException) -> AuditEntry:
+        """Keep an isolated failure (already audited and counted) for ``raise_failures``."""
+        self.failures.append(entry)
+        self.errors.append(error)
+        return entry
 
 
-def context(deps: Dependencies, *, source: str, event_id: str) -> Context:
+def context(deps: Dependencies, *, source: str, event_id: str, isolate: bool = False) -> Context:
     """The context of one invocation: the time is read once, so every decision of it sees the same now."""
     return Context(store=deps.store, executor=deps.executor, now=deps.clock(), global_mode=deps.settings.mode,
-                   source=source, event_id=event_id)
+                   source=source, event_id=event_id, sleep=deps.sleep, isolate=isolate)
+
+
+class PartialFailure(RuntimeError):
+    """Some services of an invocation failed (each audited as ``failed:*`` and counted); the others were done."""
+
+    def __init__(self, failed: list[AuditEntry]) -> None:
+        self.failed = list(failed)
+        names = ", ".join(f"{e.target} ({e.error or e.outcome})"[:200] for e in self.failed[:5])
+        more = f" and {len(self.failed) - 5} more" if len(self.failed) > 5 else ""
+        super().__init__(f"{len(self.failed)} failed: {names}{more}"[:1000])
+
+
+def raise_failures(ctx: Context) -> None:
+    """End an isolating invocation with an error if any service failed (after every other one was done):
+    the error itself when there was one (Lambda reports its type), else a PartialFailure naming them all."""
+    if len(ctx.errors) == 1:
+        raise ctx.errors[0]
+    if ctx.failures:
+        raise PartialFailure(ctx.failures) from (ctx.errors[0] if ctx.errors else None)
 
 
 @dataclass(frozen=True)
@@ -90,15 +137,52 @@ def act(
 ) -> AuditEntry:
     """Decide and act for one service or family; returns the audit entry (written unless a quiet skip).
 
-    ``audit_skips=False`` is for the reconciler: it re-checks every minute, and a "still in cooldown"
-    record each minute would bury the decisions that matter.
+    ``audit_skips=False`` is for the reconciler: it re-checks every minute, and a "still in cooldown" (or
+    "paused", "mode off") record each minute would bury the decisions that matter.
+
+    A failure is audited as ``failed:*`` and counted (``ActionFailed``); then it propagates, or, in an
+    isolating context, is kept in ``ctx.failures`` and its entry returned.
     """
     mode = effective_mode(ctx.global_mode, policy_mode)
     if mode == "off":
         entry = _entry(ctx, key, trigger, Decision(outcome="ignored:mode-off", reason="mode is off"), mode)
-        ctx.store.audit(entry)
+        if audit_skips:
+            ctx.store.audit(entry)
         return entry
-    for _attempt in range(MAX_ATTEMPTS):
+    try:
+        return _act(ctx, key=key, mode=mode, trigger=trigger, event_key=event_key, decide=decide,
+                    audit_skips=audit_skips)
+    except _ActionError as failed:  # the executor failed: claim released, failure audited
+        count_failure(failed.entry)
+        if not ctx.isolate:
+            raise failed.cause from None
+        return ctx.failed(failed.entry, failed.cause)
+    except Exception as exc:  # failed before acting: reading AWS, deciding, claiming
+        entry = _entry(ctx, key, trigger, Decision(outcome="failed:error", reason="could not decide or claim"), mode)
+        entry.error = _error_text(exc)
+        logger.exception("deciding failed", extra={"key": key, "trigger": trigger[:200]})
+        _best_effort_audit(ctx, entry)
+        count_failure(entry)
+        if not ctx.isolate:
+            raise
+        return ctx.failed(entry, exc)
+
+
+class _ActionError(Exception):
+    """The executor failed after a claim; carries the audited entry and the original error."""
+
+    def __init__(self, entry: AuditEntry, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.entry = entry
+        self.cause = cause
+
+
+def _act(ctx: Context, *, key: str, mode: str, trigger: str, event_key: str | None, decide: Decide,
+         audit_skips: bool) -> AuditEntry:
+    published: dict[str, list[str]] = {}  # notify-only actions already published by this call (no repeats)
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            pause(ctx.sleep, attempt - 1)  # another invocation won the conditional write: let it finish
         snap = ctx.store.load_state(key)
         if event_key and snap.state.has_applied(event_key):
             entry = _entry(
@@ -121,13 +205,21 @@ def act(
                 ),
                 mode,
             )
-            ctx.store.audit(entry)
+            if audit_skips:
+                ctx.store.audit(entry)
             return entry
         decision, new_state = decide(snap)
         if event_key and decision.mutating:
             new_state = new_state.remember(event_key)
         entry = _entry(ctx, key, trigger, decision, mode)
         if not decision.mutating:
+            # Notify first, commit after: a notification is at least once, never lost to a commit that
+            # marked the event applied before it went out. (The executor counts a failed publish.)
+            for action in decision.actions:
+                signature = action.model_dump_json()
+                if signature not in published:
+                    published[signature] = ctx.executor.execute((action,), mode)
+                entry.calls += published[signature]
             quiet = not audit_skips and not decision.actions
             try:
                 if new_state != snap.state:
@@ -136,7 +228,6 @@ def act(
                     ctx.store.audit(entry)
             except ConcurrentUpdate:
                 continue
-            entry.calls = ctx.executor.execute(decision.actions, mode)
             return entry
         try:
             claimed = ctx.store.save_state(key, new_state, snap.version)
@@ -147,13 +238,18 @@ def act(
             entry.calls = ctx.executor.execute(decision.actions, mode)
         except Exception as exc:
             _release(ctx, key, snap.state, claimed)
-            entry.error = f"{type(exc).__name__}: {exc}"[:500]
+            entry.error = _error_text(exc)
             entry.outcome = f"failed:{decision.outcome}"
+            logger.exception("action failed", extra={"key": key, "outcome": decision.outcome})
             _best_effort_audit(ctx, entry)
-            raise
-        ctx.store.audit(entry)
+            raise _ActionError(entry, exc) from exc
+        _best_effort_audit(ctx, entry)  # the action was done: failing the invocation now would not undo it
         return entry
     raise ConcurrentUpdate(f"{key}: state kept changing for {MAX_ATTEMPTS} attempts")
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _release(ctx: Context, key: str, previous: ServiceState, claimed_version: int) -> None:
@@ -170,7 +266,7 @@ def _best_effort_audit(ctx: Context, entry: AuditEntry) -> None:
     try:
         ctx.store.audit(entry)
     except Exception:
-        logger.exception("could not write the audit entry of a failed action")
+        logger.exception("could not write an audit entry", extra={"target": entry.target, "outcome": entry.outcome})
 
 
 def _entry(ctx: Context, key: str, trigger: str, decision: Decision, mode: str) -> AuditEntry:
@@ -188,9 +284,11 @@ def _entry(ctx: Context, key: str, trigger: str, decision: Decision, mode: str) 
 
 
 def record(
-    ctx: Context, *, target: str, trigger: str, outcome: str, reason: str, error: str | None = None
+    ctx: Context, *, target: str, trigger: str, outcome: str, reason: str, error: str | None = None,
+    best_effort: bool = False,
 ) -> AuditEntry:
-    """Audit something that concerned no managed service (ignored or rejected events)."""
+    """Audit something that concerned no managed service (ignored or rejected events), or a failure
+    (``best_effort``: a failure to write the record is logged, the failure it records matters more)."""
     entry = AuditEntry(
         at=ctx.now,
         target=target,
@@ -202,5 +300,8 @@ def record(
         mode=ctx.global_mode,
         error=error,
     )
-    ctx.store.audit(entry)
+    if best_effort:
+        _best_effort_audit(ctx, entry)
+    else:
+        ctx.store.audit(entry)
     return entry

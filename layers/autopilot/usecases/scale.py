@@ -13,7 +13,7 @@ from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import Dependencies, EcsPort, ServiceView
 from autopilot.usecases.observe import count_outcomes
-from autopilot.usecases.runner import Context, Rejected, act, open_event, record
+from autopilot.usecases.runner import Context, Rejected, act, open_event, raise_failures, record
 
 
 def handle_alarm_event(event: Any, deps: Dependencies) -> dict[str, Any]:
@@ -23,8 +23,10 @@ def handle_alarm_event(event: Any, deps: Dependencies) -> dict[str, Any]:
         return opened.response
     ctx, change = opened
     ctx.event_id = change.event_id
+    ctx.isolate = True  # one alarm may name several services: each is decided and acted on on its own
     entries = apply_alarm_change(ctx, change, deps.ecs)
     count_outcomes(entries, ctx.started)
+    raise_failures(ctx)  # after the others were done; the retry finds their event applied
     return {"status": "ok", "alarm": change.alarm_name, "state": change.state,
             "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
 

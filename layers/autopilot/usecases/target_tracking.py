@@ -132,12 +132,9 @@ def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[S
         view = views.get((policy.metadata.cluster, policy.metadata.service))
         if view is None:
             continue  # not found or INACTIVE: nothing to scale (the scaling reconciler reports drift)
-        try:
-            entry = _apply(ctx, deps, policy, tts, datapoints, view, periods, stamps, rule_forecasts)
-        except Exception:  # audited as failed:* by the runner; one service's failure must not stall the others
-            logger.exception("targetTracking action failed", extra={"policy": policy.key})
-            continue
-        if entry.actions:
+        # a failure is isolated, audited (failed:*) and counted by the runner: the other services go on
+        entry = _apply(ctx, deps, policy, tts, datapoints, view, periods, stamps, rule_forecasts)
+        if entry.actions or entry.outcome.startswith("failed:"):
             entries.append(entry)
     return entries
 
