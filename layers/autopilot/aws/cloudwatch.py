@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from autopilot.aws.clients import AwsAdapter
+from autopilot.decide.metric_math import batches, prefixed
 from autopilot.ports import AlarmView
 
 _BATCH = 100  # DescribeAlarms accepts up to 100 names per call
@@ -62,13 +63,7 @@ class CloudWatchAlarms(AwsAdapter):
             if len(returned) != 1:
                 continue
             prefix = f"a{index}_"
-            for q in alarm.metric_query:
-                query = dict(q, Id=prefix + q["Id"])
-                if "Expression" in query:
-                    expression = query["Expression"]
-                    for other in alarm.metric_query:
-                        expression = expression.replace(other["Id"], prefix + other["Id"])
-                    query["Expression"] = expression
+            for q, query in zip(alarm.metric_query, prefixed(alarm.metric_query, prefix), strict=True):
                 query["ReturnData"] = q is returned[0]
                 queries.append(query)
             owner[prefix + returned[0]["Id"]] = alarm.name
@@ -81,13 +76,14 @@ class CloudWatchAlarms(AwsAdapter):
 
     def metric_series(self, queries: list[dict[str, Any]], start: datetime,
                       end: datetime) -> dict[str, list[tuple[datetime, float]]]:
-        """Datapoints of many GetMetricData queries, keyed by query Id: one call per 500 queries (paginated).
+        """Datapoints of many GetMetricData queries, keyed by query Id: one call per 500 queries (paginated;
+        a metric math expression and the ids it names always go in the same call).
 
         Used by targetTracking rules, which read all their metrics of a reconciler run at once.
         """
         series: dict[str, list[tuple[datetime, float]]] = {}
-        for offset in range(0, len(queries), 500):
-            kwargs: dict[str, Any] = {"MetricDataQueries": queries[offset:offset + 500], "StartTime": start,
+        for batch in batches(queries, 500):  # an expression stays in the request of the ids it names
+            kwargs: dict[str, Any] = {"MetricDataQueries": batch, "StartTime": start,
                                       "EndTime": end, "ScanBy": "TimestampDescending"}
             while True:
                 response = self.client.get_metric_data(**kwargs)

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any, Protocol, cast
 
 from autopilot.decide.forecast import SLOT_SECONDS, SeasonalForecast, fit, to_slots
+from autopilot.decide.metric_math import prefixed
 from autopilot.models.policy import MetricSpec, ServicePolicy, TargetTracking
 from autopilot.observability import logger
 from autopilot.ports import AlarmView, Dependencies
@@ -46,15 +47,11 @@ def history_query(query_id: str, tt: TargetTracking, alarms: dict[str, AlarmView
     if alarm is None or len(returned) != 1:
         return []
     queries = []
-    for q in alarm.metric_query:
-        query = dict(q, Id=f"{query_id}_{q['Id']}", ReturnData=q is returned[0])
+    for q, query in zip(alarm.metric_query, prefixed(alarm.metric_query, f"{query_id}_"), strict=True):
+        query["ReturnData"] = q is returned[0]
         if "MetricStat" in query:
             query["MetricStat"] = dict(query["MetricStat"], Period=SLOT_SECONDS)
         if "Expression" in query:
-            expression = str(query["Expression"])
-            for other in alarm.metric_query:
-                expression = expression.replace(other["Id"], f"{query_id}_{other['Id']}")
-            query["Expression"] = expression
             query["Period"] = SLOT_SECONDS
         queries.append(query)
     # the returned query's Id is what the answer is keyed by

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
+from autopilot.decide.metric_math import prefixed
 from autopilot.decide.target_tracking import Forecast, align, datapoints_needed, decide_target_tracking, newest_stamp
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
@@ -59,13 +60,8 @@ def metric_queries(rule_id: str, tt: TargetTracking,
         return [], Tracked(None, 60, count)
     queries: list[dict[str, Any]] = []
     periods: list[int] = []
-    for q in alarm.metric_query:
-        query = dict(q, Id=f"{rule_id}_{q['Id']}", ReturnData=q is returned[0])
-        if "Expression" in query:
-            expression = str(query["Expression"])
-            for other in alarm.metric_query:
-                expression = expression.replace(other["Id"], f"{rule_id}_{other['Id']}")
-            query["Expression"] = expression
+    for q, query in zip(alarm.metric_query, prefixed(alarm.metric_query, f"{rule_id}_"), strict=True):
+        query["ReturnData"] = q is returned[0]
         if "MetricStat" in q:
             periods.append(int(q["MetricStat"].get("Period", 60)))
         elif q.get("Period"):
