@@ -19,7 +19,6 @@ from autopilot.aws.clients import client
 from autopilot.models.healing_state import HealingState, SpotHold, SpotState
 from autopilot.models.policy import ServicePolicy, service_key
 from autopilot.models.state import ServiceState
-from autopilot.usecases.runner import PartialFailure
 from tests.conftest import load_handler
 from tests.proofs.support import use_ecs
 
@@ -124,17 +123,19 @@ def test_the_next_run_acts_on_the_failing_service_again_not_on_the_others(estate
 
 
 def test_several_failing_services_end_the_run_with_one_error_naming_them(estate: Any, lambda_context: Any) -> None:
+    from autopilot.usecases.runner import PartialFailure
+
     use_ecs(estate, BrokenFor(BrokenFor(estate.ecs.inner, "web"), "a-broken"))
     with pytest.raises(PartialFailure, match=r"\d+ failed: SVC#prod#a-broken \(.*SVC#prod#web \("):
         load_handler("reconciler").lambda_handler({"id": "tick-1"}, lambda_context)
 
 
 def test_paused_and_switched_off_services_write_no_audit_record_every_minute(estate: Any, lambda_context: Any) -> None:
+    use_ecs(estate, estate.ecs.inner)  # nothing fails here
     reconciler = load_handler("reconciler")
     for tick in range(3):
         estate.clock.advance(60)
-        with pytest.raises(ClientError):
-            reconciler.lambda_handler({"id": f"tick-{tick}"}, lambda_context)
+        reconciler.lambda_handler({"id": f"tick-{tick}"}, lambda_context)
     assert history(estate, "paused") == []
     assert history(estate, "switched-off") == []
     assert desired("paused") == 4 and desired("switched-off") == 4

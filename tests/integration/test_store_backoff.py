@@ -15,7 +15,8 @@ import pytest
 from autopilot.aws.clients import client
 from autopilot.models.policy import ServicePolicy
 from autopilot.models.state import ServiceState
-from autopilot.store.table import UNPROCESSED_ATTEMPTS, StateTable
+from autopilot.store import table
+from autopilot.store.table import StateTable
 
 
 class Throttled:
@@ -28,7 +29,7 @@ class Throttled:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         self.batch_calls += 1
         if self.times <= 0:
             return self.inner.batch_get_item(RequestItems=RequestItems)
@@ -39,6 +40,11 @@ class Throttled:
                   else {"Responses": {table: []}})
         answer["UnprocessedKeys"] = {table: {**request, "Keys": rest}} if rest else {}
         return answer
+
+
+def sleeping(store: StateTable, slept: list[float]) -> StateTable:
+    store.sleep = slept.append  # the injected sleeper (StateTable(sleep=...)): nothing sleeps in tests
+    return store
 
 
 def seeded(stack: Any, n: int) -> StateTable:
@@ -52,7 +58,7 @@ def test_unprocessed_keys_are_asked_again_after_a_jittered_pause(stack: Any) -> 
     seeded(stack, 5)
     slept: list[float] = []
     flaky = Throttled(client("dynamodb"), times=3)
-    store = StateTable(stack.ref("StateTable"), dynamodb_client=flaky, sleep=slept.append)
+    store = sleeping(StateTable(stack.ref("StateTable"), dynamodb_client=flaky), slept)
     found = store.load_states(f"SVC#prod#s{i}" for i in range(5))
     assert {k: s.state.paused_reason for k, s in found.items()} == {f"SVC#prod#s{i}": f"s{i}" for i in range(5)}
     assert flaky.batch_calls == 4
@@ -63,16 +69,16 @@ def test_unprocessed_keys_are_asked_again_after_a_jittered_pause(stack: Any) -> 
 def test_keys_that_stay_unprocessed_fail_clearly(stack: Any) -> None:
     seeded(stack, 3)
     slept: list[float] = []
-    store = StateTable(stack.ref("StateTable"), dynamodb_client=Throttled(client("dynamodb"), times=10**6, serve=0),
-                       sleep=slept.append)
+    throttled = Throttled(client("dynamodb"), times=10**6, serve=0)
+    store = sleeping(StateTable(stack.ref("StateTable"), dynamodb_client=throttled), slept)
     with pytest.raises(RuntimeError, match="unprocessed after"):
         store.load_states(f"SVC#prod#s{i}" for i in range(3))
-    assert len(slept) == UNPROCESSED_ATTEMPTS - 1
+    assert len(slept) == table.UNPROCESSED_ATTEMPTS - 1
 
 
 def test_a_policy_write_that_lost_to_a_concurrent_apply_backs_off(stack: Any, clock: Any) -> None:
     slept: list[float] = []
-    store = StateTable(stack.ref("StateTable"), sleep=slept.append)
+    store = sleeping(StateTable(stack.ref("StateTable")), slept)
     policy = ServicePolicy.model_validate({
         "apiVersion": "autopilot/v1", "kind": "ServicePolicy", "metadata": {"cluster": "prod", "service": "web"},
         "spec": {"scaling": {"minTasks": 1, "maxTasks": 4, "rules": [{"alarm": "a", "exactCapacity": 2}]}}})

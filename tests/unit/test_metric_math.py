@@ -45,7 +45,7 @@ class GetMetricData:
     def __init__(self) -> None:
         self.requests: list[list[dict[str, Any]]] = []
 
-    def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], **_: Any) -> dict[str, Any]:  # noqa: N803
+    def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], **_: Any) -> dict[str, Any]:
         ids = [q["Id"] for q in MetricDataQueries]
         assert len(ids) == len(set(ids)) and len(ids) <= 500
         for q in MetricDataQueries:

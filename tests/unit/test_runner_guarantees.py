@@ -21,7 +21,7 @@ from autopilot.execute import Executor
 from autopilot.models.actions import Decision, Notify, SetDesiredCount
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.ports import ConcurrentUpdate
-from autopilot.usecases.runner import Context, act, raise_failures
+from autopilot.usecases.runner import Context, act
 from tests.unit.test_ports import MemoryEcs, MemoryStore
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -62,8 +62,11 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Metrics:
 
 def ctx_for(store: MemoryStore, notifier: Notifier, ecs: Any = None, **kwargs: Any) -> Context:
     executor = Executor(ecs or MemoryEcs(desired={("prod", "web"): 4}), notifier)
-    return Context(store=store, executor=executor, now=NOW, global_mode="enforce", source="healer",
-                   event_id="evt-1", sleep=lambda seconds: None, **kwargs)
+    ctx = Context(store=store, executor=executor, now=NOW, global_mode="enforce", source="healer", event_id="evt-1")
+    ctx.sleep = lambda seconds: None
+    for name, value in kwargs.items():
+        setattr(ctx, name, value)
+    return ctx
 
 
 def crash_loop_notify(snap: Snapshot) -> tuple[Decision, ServiceState]:
@@ -145,7 +148,8 @@ def test_a_failure_before_acting_is_audited_and_counted_then_raised(counted: Met
     store = MemoryStore()
     with pytest.raises(TimeoutError):
         act(ctx_for(store, Notifier()), key=KEY, policy_mode="enforce", trigger="t", event_key=None, decide=failing)
-    assert [(e.outcome, e.error) for e in store.audited] == [("failed:error", "TimeoutError: DescribeServices timed out")]
+    assert [(e.outcome, e.error) for e in store.audited] == [
+        ("failed:error", "TimeoutError: DescribeServices timed out")]
     assert counted.names == ["ActionFailed"]
 
 
@@ -156,6 +160,8 @@ def test_an_isolating_context_keeps_the_failure_and_goes_on(counted: Metrics) ->
     assert entry.outcome == "failed:error" and ctx.failures == [entry]
     other = act(ctx, key="SVC#prod#api", policy_mode="enforce", trigger="t", event_key=None, decide=crash_loop_notify)
     assert other.outcome == "crash-loop:notify"
+    from autopilot.usecases.runner import raise_failures
+
     with pytest.raises(TimeoutError):
         raise_failures(ctx)
     assert counted.names.count("ActionFailed") == 1
