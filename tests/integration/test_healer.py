@@ -230,3 +230,24 @@ def test_a_standalone_failure_is_queued_on_the_restart_queue(deps, healer, lambd
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"  # DelaySeconds 10: not visible yet
     assert sqs.receive_message(QueueUrl=url).get("Messages") is None
+
+
+@pytest.mark.parametrize("field", ["time", "detail.startedAt", "detail.stoppedAt"])
+def test_a_task_event_whose_times_carry_no_zone_is_a_clear_rejection(web, deps, healer, lambda_context, capsys,
+                                                                     field):
+    """Issue 11, finding 7: a naive timestamp is rejected (rejected:invalid-event, counted, no mutation), never a
+    TypeError from comparing it with an aware now, nor silently read as missing."""
+    event = stop_event("healer-crash.json", 1, web["rev2"])
+    node: Any = event
+    *path, last = field.split(".")
+    for part in path:
+        node = node[part]
+    node[last] = "2026-11-26T11:59:30.123"  # no Z, no offset
+    before = deps.store.load_state(service_key("prod", "web"))
+    capsys.readouterr()
+    result = healer.lambda_handler(event, lambda_context)
+    assert result["status"] == "rejected" and result["reason"].startswith(f"{field}: not a timestamp with a time zone")
+    assert [h.outcome for h in deps.store.history(now=deps.clock())] == ["rejected:invalid-event"]
+    assert '"InvalidEvent"' in capsys.readouterr().out
+    assert deps.store.load_state(service_key("prod", "web")) == before
+    assert running()["taskDefinition"] == web["rev2"]

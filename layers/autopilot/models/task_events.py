@@ -212,6 +212,20 @@ def split_task_definition(arn: str) -> tuple[str, int | None]:
     return family, int(revision) if revision.isdigit() else None
 
 
+def _required_time(value: str, field: str) -> datetime:
+    moment = aware_time(value)
+    if moment is None:
+        raise InvalidEvent(f"{field}: not a timestamp with a time zone: {value[:40]!r}")
+    return moment
+
+
+def _optional_time(value: str | None, field: str) -> datetime | None:
+    """An absent time is None (not every stop has one); a present one must carry its zone. A naive time
+    would be compared with an aware now (TypeError), and reading it as missing would count a long run as
+    a short one: refused, like the event's own ``time``."""
+    return None if value is None or value == "" else _required_time(value, field)
+
+
 def parse_task_event(event: dict[str, Any]) -> TaskStop:
     try:
         raw = RawTaskEvent.model_validate(event)
@@ -219,9 +233,7 @@ def parse_task_event(event: dict[str, Any]) -> TaskStop:
         raise InvalidEvent(first_error(exc)) from None
     detail = raw.detail
     family, revision = split_task_definition(detail.taskDefinitionArn)
-    event_time = aware_time(raw.time)
-    if event_time is None:
-        raise InvalidEvent(f"time: not a timestamp with a time zone: {raw.time[:40]!r}")
+    event_time = _required_time(raw.time, "time")
     subnets = tuple(
         d.get("value") for a in detail.attachments or [] if a.get("type") == "eni"
         for d in a.get("details") or [] if isinstance(d, dict) and d.get("name") == "subnetId" and d.get("value")
@@ -235,8 +247,9 @@ def parse_task_event(event: dict[str, Any]) -> TaskStop:
         containers=tuple(Container(name=c.name, exit_code=c.exitCode, reason=c.reason)
                          for c in detail.containers or []),
         overrides=detail.overrides or {}, subnets=tuple(s for s in subnets if isinstance(s, str)),
-        started_at=aware_time(detail.startedAt),
-        stopped_at=aware_time(detail.stoppedAt or detail.executionStoppedAt),
+        started_at=_optional_time(detail.startedAt, "detail.startedAt"),
+        stopped_at=_optional_time(detail.stoppedAt or detail.executionStoppedAt,
+                                  "detail.stoppedAt" if detail.stoppedAt else "detail.executionStoppedAt"),
         version=detail.version, cpu=detail.cpu, memory=detail.memory,
         enable_execute_command=bool(detail.enableExecuteCommand),
     )
@@ -249,9 +262,7 @@ def parse_service_action(event: dict[str, Any]) -> ServiceAction:
         raise InvalidEvent(first_error(exc)) from None
     if not raw.resources:
         raise InvalidEvent("resources: a service action event names its service in resources[0]")
-    event_time = aware_time(raw.time)
-    if event_time is None:
-        raise InvalidEvent(f"time: not a timestamp with a time zone: {raw.time[:40]!r}")
+    event_time = _required_time(raw.time, "time")
     providers = tuple(arn_name(a, "capacity-provider") for a in raw.detail.capacityProviderArns)
     return ServiceAction(
         event_id=raw.id, time=event_time, cluster=arn_name(raw.detail.clusterArn, "cluster"),
