@@ -53,6 +53,34 @@ def variant(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return out
 
 
+ACCOUNT, REGION = "123456789012", "us-east-1"  # the emulator's (and the template env's AUTOPILOT_ACCOUNT_ID)
+
+
+def in_account(event: dict[str, Any], account: str = ACCOUNT, region: str = REGION) -> dict[str, Any]:
+    """A copy of a published event as if it came from ``account`` and ``region`` (default: this deployment's,
+    the emulator's): the envelope's account/accountId and region, and the account and region of the ARNs
+    that name the event's resource (resources[], alarmArn). Published samples come from many accounts;
+    events from another account are ignored (issue 11), which is not what most tests are about."""
+    out = copy.deepcopy(event)
+
+    def relocate(arn: str) -> str:
+        parts = arn.split(":")
+        if len(parts) >= 6 and parts[0] == "arn":
+            parts[3], parts[4] = region, account
+        return ":".join(parts)
+
+    for key in ("account", "accountId"):
+        if key in out:
+            out[key] = account
+    if "region" in out:
+        out["region"] = region
+    if isinstance(out.get("resources"), list):
+        out["resources"] = [relocate(r) if isinstance(r, str) else r for r in out["resources"]]
+    if isinstance(out.get("alarmArn"), str):
+        out["alarmArn"] = relocate(out["alarmArn"])
+    return out
+
+
 @pytest.fixture
 def published_event():
     return published

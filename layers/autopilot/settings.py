@@ -21,6 +21,8 @@ class Settings:
     restart_queue_url: str | None = None
     mode: Mode = "enforce"
     managed_clusters: list[str] = field(default_factory=list)
+    account: str | None = None  # AUTOPILOT_ACCOUNT_ID (the template sets it): events from elsewhere are ignored
+    region: str | None = None  # AUTOPILOT_REGION (the template sets it), else AWS_REGION
 
     def __post_init__(self) -> None:
         if not isinstance(self.table, str) or not self.table:
@@ -41,9 +43,24 @@ class Settings:
                 restart_queue_url=env.get("AUTOPILOT_RESTART_QUEUE_URL") or None,
                 mode=cast(Mode, env.get("AUTOPILOT_MODE", "enforce")),
                 managed_clusters=clusters,
+                account=env.get("AUTOPILOT_ACCOUNT_ID") or None,
+                region=env.get("AUTOPILOT_REGION") or env.get("AWS_REGION") or None,
             )
         except ValueError as exc:
             raise RuntimeError(f"invalid ecs-autopilot environment: {exc}") from None
+
+
+def admits(config: Settings, account: str | None, region: str | None) -> bool:
+    """Whether an event from ``account`` and ``region`` may act here: this deployment's own account and region.
+
+    The one place that says so (the EventBridge rules filter the same way, template.yaml): an alarm of a dev
+    account forwarded to this bus must not scale prod. An event that names no account or region, where this
+    deployment knows its own, is not admitted either. A deployment that does not know its account (settings
+    built by hand, the local demo without AUTOPILOT_ACCOUNT_ID) admits every account.
+    """
+    if config.account and account != config.account:
+        return False
+    return not (config.region and region != config.region)
 
 
 @lru_cache(maxsize=1)

@@ -45,6 +45,7 @@ def deliver(pattern: str):
 def test_pattern_has_one_wildcard_per_managed_cluster(pattern):
     assert json.loads(pattern) == {
         "source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"],
+        "account": ["123456789012"], "region": ["us-east-1"],
         "resources": [{"wildcard": "arn:*:ecs:*:*:service/prod/*"}, {"wildcard": "arn:*:ecs:*:*:service/batch/*"}]}
 
 

@@ -188,3 +188,27 @@ def test_direct_alarm_action_payloads_reach_no_function(bus: Bus) -> None:
     for sample in ("cloudwatch-alarm-lambda-action-payload-metric-alarm.json",
                    "cloudwatch-alarm-lambda-action-payload-composite-alarm.json"):
         assert bus.deliver(published(sample)) == set(), sample
+
+
+# ------------------------------------------------------------------------------------ other accounts (issue 11)
+def _matches(function: str, event: dict[str, Any]) -> bool:
+    """moto's own pattern engine on the event as EventBridge delivers it (put_events cannot set another account:
+    moto stamps the caller's)."""
+    from moto.events.models import EventPattern
+
+    return any(EventPattern.load(json.dumps(p)).matches_event(event) for p in resolved_patterns(MANAGED)[function])
+
+
+@pytest.mark.parametrize(("function", "event"), [
+    ("ScalerFunction", published("cloudwatch-alarm-state-change-single-metric.json")),
+    ("RolloutFunction", _in_cluster(published("ecs-deployment-state-change-failed-circuit-breaker.json"), "prod")),
+    ("HealerFunction", variant(_in_cluster(published("ecs-task-state-change-running-fargate-2025.json"), "prod"),
+                               **{"detail.lastStatus": "STOPPED"})),
+], ids=["alarm", "deployment", "task"])
+def test_events_from_another_account_or_region_match_no_rule(function: str, event: dict[str, Any]) -> None:
+    """A dev account's alarm (or ECS event) forwarded to this bus must not reach the function: every rule
+    filters on this account and region, like the code does (autopilot.settings.admits)."""
+    ours = variant(event, account="123456789012", region=REGION)
+    assert _matches(function, ours), "the control: this account's event matches"
+    assert not _matches(function, variant(ours, account="210987654321"))
+    assert not _matches(function, variant(ours, region="eu-west-1"))

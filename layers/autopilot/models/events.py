@@ -42,13 +42,18 @@ class EventBridgeAlarmEvent(_Loose):
     id: str
     detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
     source: Literal["aws.cloudwatch"]
+    account: str | None = None
+    region: str | None = None
     time: str
+    resources: list[str] = Field(default_factory=list)  # the alarm's ARN
     detail: AlarmDetail
 
 
 class DirectAlarmEvent(_Loose):
     source: Literal["aws.cloudwatch"]
     alarmArn: str
+    accountId: str | None = None
+    region: str | None = None
     time: str
     alarmData: AlarmDetail
 
@@ -65,6 +70,8 @@ class AlarmChange(BaseModel):
     datapoint: float | None = None
     threshold: float | None = None
     form: Literal["eventbridge", "alarm-action", "reconciler"] = "eventbridge"
+    account: str | None = None  # where the alarm lives (settings.admits decides whether it may act here)
+    region: str | None = None
 
     @property
     def event_key(self) -> str:
@@ -113,10 +120,13 @@ def parse_alarm_event(event: Any) -> AlarmChange:
         if "detail-type" in event:
             eb = EventBridgeAlarmEvent.model_validate(event)
             detail, event_id, form = eb.detail, eb.id, "eventbridge"
+            account, region = _origin(eb.account, eb.region, eb.resources[0] if eb.resources else None,
+                                      "account", "resources[0]")
         elif "alarmData" in event:
             direct = DirectAlarmEvent.model_validate(event)
             detail, form = direct.alarmData, "alarm-action"
             event_id = f"{direct.alarmArn}@{detail.state.timestamp}"
+            account, region = _origin(direct.accountId, direct.region, direct.alarmArn, "accountId", "alarmArn")
         else:
             raise InvalidEvent("neither an EventBridge alarm event nor an alarm-action payload")
     except ValidationError as exc:
@@ -131,7 +141,23 @@ def parse_alarm_event(event: Any) -> AlarmChange:
         datapoint=datapoint,
         threshold=threshold,
         form=form,  # type: ignore[arg-type]
+        account=account,
+        region=region,
     )
+
+
+def _origin(account: str | None, region: str | None, arn: str | None, account_field: str,
+            arn_field: str) -> tuple[str | None, str | None]:
+    """The account and region an alarm event comes from; its alarm ARN must agree with the envelope."""
+    parts = arn.split(":") if arn else []
+    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "cloudwatch":
+        arn_region, arn_account = parts[3] or None, parts[4] or None
+        if account and arn_account and account != arn_account:
+            raise InvalidEvent(f"{arn_field} names account {arn_account} but {account_field} is {account}")
+        if region and arn_region and region != arn_region:
+            raise InvalidEvent(f"{arn_field} names region {arn_region} but region is {region}")
+        return account or arn_account, region or arn_region
+    return account, region
 
 
 def aware_time(value: str | None) -> datetime | None:

@@ -75,6 +75,8 @@ class RawTaskEvent(_Loose):
     id: str = Field(min_length=1)
     detail_type: Literal["ECS Task State Change"] = Field(alias="detail-type")
     source: Literal["aws.ecs"]
+    account: str | None = None
+    region: str | None = None
     time: str
     detail: RawTaskDetail
 
@@ -92,6 +94,8 @@ class RawServiceActionEvent(_Loose):
     id: str = Field(min_length=1)
     detail_type: Literal["ECS Service Action"] = Field(alias="detail-type")
     source: Literal["aws.ecs"]
+    account: str | None = None
+    region: str | None = None
     time: str
     resources: list[str] = Field(default_factory=list)
     detail: RawServiceActionDetail
@@ -111,6 +115,8 @@ class TaskStop(BaseModel):
 
     model_config = ConfigDict(frozen=True, defer_build=True)
     event_id: str
+    account: str | None = None  # the envelope's (settings.admits decides whether it may act here)
+    region: str | None = None
     time: datetime
     cluster: str
     cluster_arn: str
@@ -176,6 +182,8 @@ class ServiceAction(BaseModel):
 
     model_config = ConfigDict(frozen=True, defer_build=True)
     event_id: str
+    account: str | None = None
+    region: str | None = None
     time: datetime
     cluster: str
     cluster_arn: str
@@ -239,7 +247,8 @@ def parse_task_event(event: dict[str, Any]) -> TaskStop:
         for d in a.get("details") or [] if isinstance(d, dict) and d.get("name") == "subnetId" and d.get("value")
     )
     return TaskStop(
-        event_id=raw.id, time=event_time, cluster=arn_name(detail.clusterArn, "cluster"), cluster_arn=detail.clusterArn,
+        event_id=raw.id, account=raw.account, region=raw.region, time=event_time,
+        cluster=arn_name(detail.clusterArn, "cluster"), cluster_arn=detail.clusterArn,
         task_arn=detail.taskArn, task_definition_arn=detail.taskDefinitionArn, family=family, revision=revision,
         last_status=detail.lastStatus, stop_code=detail.stopCode or None, stopped_reason=detail.stoppedReason,
         group=detail.group, started_by=detail.startedBy, capacity_provider=detail.capacityProviderName or None,
@@ -265,7 +274,8 @@ def parse_service_action(event: dict[str, Any]) -> ServiceAction:
     event_time = _required_time(raw.time, "time")
     providers = tuple(arn_name(a, "capacity-provider") for a in raw.detail.capacityProviderArns)
     return ServiceAction(
-        event_id=raw.id, time=event_time, cluster=arn_name(raw.detail.clusterArn, "cluster"),
+        event_id=raw.id, account=raw.account, region=raw.region, time=event_time,
+        cluster=arn_name(raw.detail.clusterArn, "cluster"),
         cluster_arn=raw.detail.clusterArn, service=arn_name(raw.resources[0], "service"),
         event_name=raw.detail.eventName, event_type=raw.detail.eventType, reason=raw.detail.reason,
         capacity_providers=providers,

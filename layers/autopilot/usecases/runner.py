@@ -38,7 +38,8 @@ from autopilot.models.policy import effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import ConcurrentUpdate, Dependencies, ExecutorPort, StateStorePort
-from autopilot.usecases.observe import count_failure, count_invalid
+from autopilot.settings import admits
+from autopilot.usecases.observe import count_failure, count_invalid, count_outcomes
 
 MAX_ATTEMPTS = 5
 
@@ -97,13 +98,15 @@ def raise_failures(ctx: Context) -> None:
 
 @dataclass(frozen=True)
 class Rejected:
-    """An event a use case refused to act on; ``response`` is what the handler answers."""
+    """An event a use case refused to act on (invalid; or ``ignored``: from another account or region);
+    ``response`` is what the handler answers."""
 
     reason: str
+    status: str = "rejected"
 
     @property
     def response(self) -> dict[str, Any]:
-        return {"status": "rejected", "reason": self.reason}
+        return {"status": self.status, "reason": self.reason}
 
 
 def open_event[Parsed](deps: Dependencies, event: Any, *, source: str, what: str, parse: Callable[[Any], Parsed],
@@ -111,18 +114,31 @@ def open_event[Parsed](deps: Dependencies, event: Any, *, source: str, what: str
     """The opening every event-driven use case shares: a context, then ``parse``.
 
     An event ``parse`` refuses (``InvalidEvent``) is rejected: one log line, one InvalidEvent metric, one
-    ``rejected:invalid-event`` audit record, and no AWS mutation. ``event_id`` defaults to the event's ``id``.
+    ``rejected:invalid-event`` audit record, and no AWS mutation. An event from another account or region
+    (the parsed event's ``account`` and ``region``, ``settings.admits``) is ignored: one
+    ``ignored:foreign-account`` audit record, counted (Skipped), no AWS call. ``event_id`` defaults to the
+    event's ``id``.
     """
     if event_id is None:
         event_id = str(event.get("id", "-")) if isinstance(event, dict) else "-"
     ctx = context(deps, source=source, event_id=event_id)
     try:
-        return ctx, parse(event)
+        parsed = parse(event)
     except InvalidEvent as exc:
         reason = str(exc)
         count_invalid(reason)
         record(ctx, target="-", trigger=f"invalid {what}", outcome="rejected:invalid-event", reason=reason)
         return Rejected(reason)
+    if hasattr(parsed, "account") and not admits(deps.settings, parsed.account, getattr(parsed, "region", None)):
+        reason = (f"{what} from account {parsed.account or '?'} in {getattr(parsed, 'region', None) or '?'}: "
+                  f"this deployment acts on account {deps.settings.account or 'any'} "
+                  f"in {deps.settings.region or 'any region'} only")
+        entry = record(ctx, target="-", trigger=f"{what} from another account or region",
+                       outcome="ignored:foreign-account", reason=reason)
+        count_outcomes([entry], ctx.started)
+        logger.warning("ignored an event from another account or region", extra={"reason": reason})
+        return Rejected(reason, status="ignored")
+    return ctx, parsed
 
 
 def act(
