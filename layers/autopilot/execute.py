@@ -7,6 +7,7 @@ service as once. In dry-run mode mutating actions are announced but not performe
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from autopilot.models.actions import (
@@ -21,7 +22,15 @@ from autopilot.models.actions import (
     SetCapacityStrategy,
     SetDesiredCount,
 )
-from autopilot.ports import EcsPort, NotifierPort, RestartQueuePort, RunTaskFailed, TaskDefinitionsPort
+from autopilot.ports import (
+    DerivationLedgerPort,
+    EcsPort,
+    NotifierPort,
+    RestartQueuePort,
+    RunTaskFailed,
+    TaskDefinitionsPort,
+    utcnow,
+)
 
 __all__ = ["Executor", "Handler", "RunTaskFailed", "derive_revision_handler"]  # RunTaskFailed: re-exported
 
@@ -145,35 +154,52 @@ def _planned_calls(action: BaseAction) -> list[str]:
     return list(_PLANNED.get(getattr(action, "kind", ""), []))
 
 
-def derive_revision_handler(ecs: EcsPort, taskdefs: TaskDefinitionsPort) -> Handler:
+def derive_revision_handler(ecs: EcsPort, taskdefs: TaskDefinitionsPort, ledger: DerivationLedgerPort | None = None,
+                            clock: Callable[[], datetime] = utcnow) -> Handler:
     """The executor for ``derive-revision`` (register with ``Executor.register``; wiring does).
 
-    Describe the base with its tags, build the changed copy (pure: ``decide.taskdef``), reuse a revision
-    an earlier attempt registered for the same ``derivation_id`` (a failure between RegisterTaskDefinition
-    and UpdateService must not register a second one), else register, then roll the service to it.
+    RegisterTaskDefinition has no idempotency token; a step that failed after registering (UpdateService
+    throttled) must reuse its revision on the retry, never register a twin, whatever the family registered
+    meanwhile: the ``ledger`` (the state store) is asked first; if the revision is not recorded there (the
+    register answer itself was lost), every revision newer than the base is looked at (its tags); only then
+    is it registered, one attempt at a time (``register_derived``), and recorded at once. Then the service
+    is rolled to it.
     """
     def handle(action: DeriveRevision) -> list[str]:
         # Loaded on the first derived revision: functions that never derive one do not import it.
         from autopilot.decide.taskdef import Changes, family_of, register_request, revision_number
 
-        base = taskdefs.describe(action.base_task_definition)
-        calls = ["ecs:DescribeTaskDefinition"]
-        request = register_request(
-            base.task_definition, base.tags,
-            Changes(container_memory=dict(action.container_memory),
-                    container_memory_reservation=dict(action.container_memory_reservation),
-                    task_memory=action.task_memory, task_cpu=action.task_cpu),
-            derived_from=str(base.task_definition.get("taskDefinitionArn", action.base_task_definition)),
-            reason=action.reason, derivation_id=action.derivation_id)
-        base_revision = base.task_definition.get("revision")
-        found = taskdefs.find_derived(family_of(base.task_definition), action.derivation_id,
-                                      int(base_revision) if base_revision is not None
-                                      else revision_number(action.base_task_definition))
-        calls += ["ecs:ListTaskDefinitions"] + ["ecs:DescribeTaskDefinition"] * found.describe_calls
-        arn = found.arn
+        calls: list[str] = []  # AWS calls beyond our own table, as every action audits them
+        arn = ledger.find_derivation(action.derivation_id) if ledger is not None else None
         if arn is None:
-            arn = taskdefs.register(request)
-            calls.append("ecs:RegisterTaskDefinition")
+            base = taskdefs.describe(action.base_task_definition)
+            calls.append("ecs:DescribeTaskDefinition")
+            request = register_request(
+                base.task_definition, base.tags,
+                Changes(container_memory=dict(action.container_memory),
+                        container_memory_reservation=dict(action.container_memory_reservation),
+                        task_memory=action.task_memory, task_cpu=action.task_cpu),
+                derived_from=str(base.task_definition.get("taskDefinitionArn", action.base_task_definition)),
+                reason=action.reason, derivation_id=action.derivation_id)
+            family = family_of(base.task_definition)
+            base_revision = base.task_definition.get("revision")
+            newer_than = int(base_revision) if base_revision is not None else revision_number(
+                action.base_task_definition)
+            found = taskdefs.find_derived(family, action.derivation_id, newer_than)
+            calls += ["ecs:ListTaskDefinitions"] * found.list_calls
+            calls += ["ecs:DescribeTaskDefinition"] * found.describe_calls
+            if found.arn is None:
+                found = taskdefs.register_derived(request, family, action.derivation_id, newer_than)
+                calls.append("ecs:RegisterTaskDefinition")
+            arn = found.arn
+            assert arn is not None
+            if ledger is not None:
+                try:
+                    ledger.record_derivation(action.derivation_id, arn, clock())
+                except Exception:  # the tag lookup still finds it; the step goes on
+                    from autopilot.observability import logger
+
+                    logger.exception("could not record a derived revision", extra={"arn": arn})
         ecs.update_service(action.cluster, action.service, taskDefinition=arn)
         calls.append("ecs:UpdateService")
         return calls

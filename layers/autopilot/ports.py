@@ -101,16 +101,32 @@ class DescribedTaskDefinition:
 
 @dataclass(kw_only=True)
 class DerivedLookup:
-    """Result of looking for an already-registered derived revision (and what the look-up cost)."""
+    """Result of looking for (or registering) a derived revision, and what it cost."""
 
     arn: str | None
     describe_calls: int = 0
+    list_calls: int = 1
+    registered: bool = False  # RegisterTaskDefinition made it (else an earlier attempt's was found)
 
 
 class TaskDefinitionsPort(Protocol):
     def describe(self, task_definition: str) -> DescribedTaskDefinition: ...
     def register(self, request: dict[str, Any]) -> str: ...
     def find_derived(self, family: str, derivation_id: str, newer_than: int | None) -> DerivedLookup: ...
+
+    def register_derived(self, request: dict[str, Any], family: str, derivation_id: str,
+                         newer_than: int | None) -> DerivedLookup:
+        """Register once: an attempt whose outcome is unknown is looked up (``find_derived``) before another."""
+        ...
+
+
+class DerivationLedgerPort(Protocol):
+    """The derivation ledger (kept by the state store): the revision registered for a derivation id, recorded
+    as soon as RegisterTaskDefinition answered (a small item with a TTL), so a retry of a step that failed
+    after registering finds it whatever else the family registered meanwhile."""
+
+    def find_derivation(self, derivation_id: str) -> str | None: ...
+    def record_derivation(self, derivation_id: str, arn: str, now: datetime) -> None: ...
 
 
 class ConcurrentUpdate(Exception):
@@ -139,6 +155,10 @@ class StateStorePort(Protocol):
 
     def save_forecast(self, key: str, rule: str, document: dict[str, Any], now: datetime,
                       keep: timedelta = ...) -> None: ...
+
+    # The derivation ledger (DerivationLedgerPort).
+    def find_derivation(self, derivation_id: str) -> str | None: ...
+    def record_derivation(self, derivation_id: str, arn: str, now: datetime) -> None: ...
 
 
 class RunTaskFailed(RuntimeError):

@@ -35,10 +35,11 @@ def build(config: Settings) -> AwsDependencies:
     ecs = Ecs()
     notifier = SnsNotifier(config.topic_arn)
     taskdefs = TaskDefinitions()
+    store = StateTable(config.table)
     executor = Executor(ecs, notifier, restart_queue=SqsRestartQueue(config.restart_queue_url))
-    executor.register("derive-revision", derive_revision_handler(ecs, taskdefs))
+    executor.register("derive-revision", derive_revision_handler(ecs, taskdefs, ledger=store))
     return AwsDependencies(
-        settings=config, store=StateTable(config.table), ecs=ecs, notifier=notifier,
+        settings=config, store=store, ecs=ecs, notifier=notifier,
         alarms=CloudWatchAlarms(), executor=executor, taskdefs=taskdefs,
     )
 

@@ -134,5 +134,78 @@ def test_find_derived_looks_only_at_revisions_newer_than_the_base(deps, service)
     client("ecs").register_task_definition(**BASE)  # someone registers web:3 afterwards
     calls.reset()
     found = taskdefs.find_derived(FAMILY, "oom:web:1:app", newer_than=1)
-    assert found.arn is not None and found.arn.endswith(":2") and found.describe_calls == 2
-    assert calls.calls == ["ListTaskDefinitions", "DescribeTaskDefinition", "DescribeTaskDefinition"]
+    assert found.arn is not None and found.arn.endswith(":2") and found.describe_calls == 1  # oldest first
+    assert calls.calls == ["ListTaskDefinitions", "DescribeTaskDefinition"]
+
+
+# ------------------------------------------------------------------ issue 11, finding 8: never a twin
+def register_more(n: int, family: str = FAMILY) -> None:
+    """A deploy pipeline keeps registering revisions of the family meanwhile."""
+    for _ in range(n):
+        client("ecs").register_task_definition(**{**BASE, "family": family})
+
+
+@pytest.mark.parametrize("ledger", [True, False], ids=["recorded", "answer-lost"])
+def test_a_retry_after_many_new_revisions_reuses_its_own_revision(deps, service, ledger):
+    """The step fails after registering (UpdateService throttled); the family then gets 120 new revisions
+    (more than a ListTaskDefinitions page, far more than the few newest the lookup used to check); the
+    retry reuses its own revision: from the ledger, or (when it was never recorded: the register answer
+    itself was lost) from the tag lookup over every revision newer than the base."""
+    use_ecs(deps, FlakyEcs(deps.ecs, fail=1))
+    with pytest.raises(Exception, match="ThrottlingException"):
+        derive(deps, oom_action(service))
+    (ours,) = [a for a in revisions() if a.endswith(":2")]
+    if ledger:
+        assert deps.store.find_derivation("oom:web:1:app") == ours
+    else:
+        from autopilot.store.table import _derivation_pk
+
+        client("dynamodb").delete_item(TableName=deps.store.name,
+                                       Key={"PK": {"S": _derivation_pk("oom:web:1:app")}, "SK": {"S": "DERIVATION"}})
+    register_more(120)
+    register_more(3, family="web-api")  # familyPrefix "web" lists these too: never ours
+    calls = EcsCalls()
+    entry = derive(deps, oom_action(service))  # the event's retry
+    made = list(calls.calls)
+    assert made.count("RegisterTaskDefinition") == 0 and "ecs:RegisterTaskDefinition" not in entry.calls
+    assert running_revision() == "web:2"
+    assert len([a for a in revisions() if "/web:" in a]) == 122
+    if ledger:
+        assert made == ["UpdateService"], "the ledger answered: no List, no Describe"
+    else:
+        assert "ListTaskDefinitions" in made  # pagination: tests/unit/test_taskdef_lookup.py (moto answers one page)
+        assert deps.store.find_derivation("oom:web:1:app") == ours, "recorded once found"
+
+
+def test_a_throttled_register_is_retried_and_an_unknown_outcome_is_looked_up_first(deps, service):
+    """RegisterTaskDefinition goes through a client without botocore's retries: a throttled attempt (not
+    registered) is simply retried; a timed-out one (maybe registered) is looked up before the next one."""
+    from botocore.exceptions import ClientError, ReadTimeoutError
+
+    from autopilot.aws.taskdefs import TaskDefinitions
+
+    real = client("ecs")
+    outcomes = iter(["throttle", "lost"])
+    registered: list[str] = []
+
+    class OneAttempt:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def register_task_definition(self, **kwargs: Any) -> Any:
+            step = next(outcomes, "ok")
+            if step == "throttle":
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                                   "ResponseMetadata": {"HTTPStatusCode": 400}}, "RegisterTaskDefinition")
+            answer = real.register_task_definition(**kwargs)
+            registered.append(answer["taskDefinition"]["taskDefinitionArn"])
+            if step == "lost":
+                raise ReadTimeoutError(endpoint_url="https://ecs.us-east-1.amazonaws.com/")
+            return answer
+
+    slept: list[float] = []
+    taskdefs = TaskDefinitions(register_client=OneAttempt(), sleep=slept.append)
+    request = {**BASE, "tags": [{"key": TAG_DERIVATION_ID, "value": "d-1"}]}
+    found = taskdefs.register_derived(request, FAMILY, "d-1", newer_than=1)
+    assert registered == [found.arn] and found.arn.endswith(":2") and not found.registered
+    assert len(slept) == 1, "a jittered pause after the throttled attempt; the lost one was found, not repeated"

@@ -98,6 +98,8 @@ class EcsCalls:
     def __init__(self) -> None:
         self.calls: list[str] = []
         client("ecs").meta.events.register("before-call.ecs", self._count)
+        # RegisterTaskDefinition goes through ECS's single-attempt client (autopilot.aws.taskdefs)
+        client("ecs", single_attempt=True).meta.events.register("before-call.ecs", self._count)
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls.append(model.name)
@@ -186,7 +188,7 @@ def use_ecs(deps: Any, ecs: Any) -> Any:
     """Point the dependencies (and a fresh executor) at ``ecs``; returns ``ecs``."""
     executor = Executor(ecs, deps.notifier, deps.executor.restart_queue)
     if deps.taskdefs is not None:
-        executor.register("derive-revision", derive_revision_handler(ecs, deps.taskdefs))
+        executor.register("derive-revision", derive_revision_handler(ecs, deps.taskdefs, ledger=deps.store))
     deps.ecs = ecs
     deps.executor = executor
     return ecs

@@ -46,6 +46,14 @@ SERVICES = ("ecs", "sqs", "sns", "dynamodb")
 _READS = ("Describe", "List", "Get", "Receive", "Query", "Scan", "BatchGet")
 
 
+def clients_of(services: Iterable[str]) -> list[Any]:
+    """The shared clients of ``services``, and ECS's single-attempt one (RegisterTaskDefinition goes through it)."""
+    found = [client(name) for name in services]
+    if "ecs" in services:
+        found.append(client("ecs", single_attempt=True))
+    return found
+
+
 def is_mutation(service: str, operation: str) -> bool:
     """A call that changes something in AWS other than our own state table (state and audit are ours)."""
     return service != "dynamodb" and not operation.startswith(_READS)
@@ -81,8 +89,7 @@ class AwsLog:
     aliases: dict[str, str] = field(default_factory=dict)  # emulator-made ids -> stable names
 
     def attach(self, services: Iterable[str] = SERVICES) -> AwsLog:
-        for name in services:
-            found = client(name)
+        for found in clients_of(services):
             if id(found) in self._attached:
                 continue
             self._attached.add(id(found))
@@ -175,8 +182,7 @@ class Faults:
         self._attached: set[int] = set()
 
     def attach(self, services: Iterable[str] = SERVICES) -> Faults:
-        for name in services:
-            found = client(name)
+        for found in clients_of(services):
             if id(found) in self._attached:
                 continue
             self._attached.add(id(found))
@@ -350,7 +356,7 @@ def table_snapshot(deps: Any) -> dict[str, Any]:
     for page in paginator.paginate(TableName=deps.settings.table, ConsistentRead=True):
         for item in page["Items"]:
             pk, sk = item["PK"]["S"], item["SK"]["S"]
-            if pk.startswith("AUDIT#"):
+            if pk.startswith(("AUDIT#", "DERIVATION#")):  # the ledger records what AWS holds, not a decision
                 continue
             if sk == "STATE":
                 state = ServiceState.model_validate_json(item["doc"]["S"])
@@ -489,7 +495,7 @@ def use_ecs(deps: Any, ecs: Any) -> Any:
 
     executor = Executor(ecs, deps.notifier, deps.executor.restart_queue)
     if deps.taskdefs is not None:
-        executor.register("derive-revision", derive_revision_handler(ecs, deps.taskdefs))
+        executor.register("derive-revision", derive_revision_handler(ecs, deps.taskdefs, ledger=deps.store))
     deps.ecs = ecs
     deps.executor = executor
     return ecs

@@ -196,7 +196,8 @@ def _matches(function: str, event: dict[str, Any]) -> bool:
     moto stamps the caller's)."""
     from moto.events.models import EventPattern
 
-    return any(EventPattern.load(json.dumps(p)).matches_event(event) for p in resolved_patterns(MANAGED)[function])
+    return any(EventPattern.load(json.dumps(p)).matches_event(event)  # type: ignore[arg-type]
+               for p in resolved_patterns(MANAGED)[function])
 
 
 @pytest.mark.parametrize(("function", "event"), [

@@ -56,6 +56,7 @@ class MemoryStore:
     states: dict[str, tuple[int, ServiceState]] = field(default_factory=dict)
     audited: list[AuditEntry] = field(default_factory=list)
     forecasts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    derivations: dict[str, str] = field(default_factory=dict)
 
     def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None:
         return self.policies.get(key)
@@ -90,6 +91,12 @@ class MemoryStore:
     def save_forecast(self, key: str, rule: str, document: dict[str, Any], now: datetime,
                       keep: timedelta = timedelta(days=3)) -> None:
         self.forecasts[(key, rule)] = document
+
+    def find_derivation(self, derivation_id: str) -> str | None:
+        return self.derivations.get(derivation_id)
+
+    def record_derivation(self, derivation_id: str, arn: str, now: datetime) -> None:
+        self.derivations.setdefault(derivation_id, arn)
 
 
 @dataclass

@@ -9,6 +9,7 @@ which would dominate a cold start that creates three clients.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import boto3
@@ -22,23 +23,50 @@ RETRY_CONFIG = Config(
     user_agent_extra="ecs-autopilot",
 )
 
+# For a call that must not be repeated blindly: RegisterTaskDefinition has no idempotency token, so a retry
+# after a lost answer would register a twin. The caller retries itself, looking first (aws/taskdefs.py).
+SINGLE_ATTEMPT_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
+
+ClientFactory = Callable[..., Any]  # (service, config=Config) -> a client with boto3's interface
+
 _lock = threading.Lock()
 _session: boto3.session.Session | None = None
 _clients: dict[str, Any] = {}
+_factory: ClientFactory | None = None
 
 
-def client(service: str) -> Any:
-    """A cached client; boto3 honours AWS_ENDPOINT_URL, which points tests and the demo at moto."""
+def client(service: str, *, single_attempt: bool = False) -> Any:
+    """A cached client; boto3 honours AWS_ENDPOINT_URL, which points tests and the demo at moto.
+
+    ``single_attempt``: a client of the same service without botocore's retries (see SINGLE_ATTEMPT_CONFIG).
+    """
     global _session
-    found = _clients.get(service)
+    key = f"{service}#single-attempt" if single_attempt else service
+    found = _clients.get(key)
     if found is not None:
         return found
     with _lock:  # sessions are not thread-safe; clients are
-        if service not in _clients:
-            if _session is None:
-                _session = boto3.session.Session()
-            _clients[service] = _session.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
-        return _clients[service]
+        if key not in _clients:
+            config = SINGLE_ATTEMPT_CONFIG if single_attempt else RETRY_CONFIG
+            if _factory is not None:
+                _clients[key] = _factory(service, config=config)
+            else:
+                if _session is None:
+                    _session = boto3.session.Session()
+                _clients[key] = _session.client(service, config=config)  # type: ignore[call-overload]
+        return _clients[key]
+
+
+def use_factory(factory: ClientFactory | None) -> None:
+    """Make every client with ``factory(service, config=...)`` from now on (None: boto3 again).
+
+    The injection point of in-process AWS fakes with boto3's interface (the soak, ``bench/soak``): the
+    adapters, the store and Powertools idempotency then run unchanged against them.
+    """
+    global _factory
+    with _lock:
+        _factory = factory
+        _clients.clear()
 
 
 def reset_clients() -> None:

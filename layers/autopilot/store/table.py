@@ -10,6 +10,7 @@ Key design (PK / SK, plus an overloaded GSI1 for listings):
 | audit record      | AUDIT#c#s             | <iso time>#<id>       | AUDIT#<yyyy-mm-dd>| <iso time>#<id>   |
 | idempotency       | IDEMPOTENCY#<fn>      | <hash>  (Powertools)  |                   |                   |
 | demand forecast   | SVC#c#s               | FORECAST#<rule hash>  |                   |                   |
+| derivation ledger | DERIVATION#<id hash>  | DERIVATION            |                   |                   |
 
 An alarm index entry carries a copy of the policy, so an alarm event finds every policy naming it
 with one strongly consistent Query. State items carry a ``version``; every write is conditional on
@@ -23,6 +24,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -39,6 +41,7 @@ from autopilot.ports import ConcurrentUpdate
 __all__ = ["AUDIT_TTL", "AuditEntry", "ConcurrentUpdate", "StateTable"]  # AuditEntry, ConcurrentUpdate: re-exported
 
 AUDIT_TTL = timedelta(days=90)
+DERIVATION_TTL = timedelta(days=14)  # far beyond any retry of a step (Lambda keeps an event 6 h, EventBridge 24 h)
 UNPROCESSED_ATTEMPTS = 8  # BatchGetItem calls for one batch before its unprocessed keys count as a failure
 
 
@@ -76,6 +79,10 @@ def _epoch(moment: datetime) -> int:
 
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
+
+
+def _derivation_pk(derivation_id: str) -> str:
+    return "DERIVATION#" + hashlib.sha256(derivation_id.encode()).hexdigest()[:32]
 
 
 def _forecast_sk(rule: str) -> str:
@@ -320,6 +327,23 @@ class StateTable:
         self.client.put_item(TableName=self.name, Item={
             **self._key(key, _forecast_sk(rule)), "rule": _s(rule),
             "doc": _s(json.dumps(document, separators=(",", ":"))), "expiration": {"N": str(_epoch(now + keep))}})
+
+    # ---------------------------------------------------------------- derivation ledger
+    def find_derivation(self, derivation_id: str) -> str | None:
+        """The task definition ARN registered for ``derivation_id`` (None: not recorded, or expired)."""
+        item = self.client.get_item(TableName=self.name, Key=self._key(_derivation_pk(derivation_id), "DERIVATION"),
+                                    ConsistentRead=True).get("Item")
+        return item["arn"]["S"] if item and item.get("derivationId", {}).get("S") == derivation_id else None
+
+    def record_derivation(self, derivation_id: str, arn: str, now: datetime,
+                          keep: timedelta = DERIVATION_TTL) -> None:
+        """Record the revision registered for ``derivation_id`` (first writer wins: a twin never replaces it)."""
+        # already recorded: by this very write (retried after a lost answer), or by a concurrent one
+        with suppress(self.client.exceptions.ConditionalCheckFailedException):
+            self.client.put_item(TableName=self.name, Item={
+                **self._key(_derivation_pk(derivation_id), "DERIVATION"), "derivationId": _s(derivation_id),
+                "arn": _s(arn), "recordedAt": _s(now.isoformat()), "expiration": {"N": str(_epoch(now + keep))}},
+                ConditionExpression="attribute_not_exists(PK)")
 
     # ---------------------------------------------------------------- audit
     def audit(self, *entries: AuditEntry) -> None:
