@@ -121,3 +121,39 @@ def test_the_notification_alarm_watches_what_a_failed_notification_emits(deps: A
     result = invoke("scaler", sample("scaler-alarm-high.json"))
     assert [o["outcome"] for o in result["outcomes"]] == ["scale-out"]
     assert_alarm_matches("NotificationFailed", capsys.readouterr().out)
+
+
+def test_the_action_failed_alarm_watches_what_a_failed_action_emits(deps: Any, capsys: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11: ActionFailed is emitted on every failure path, and alarmed on exactly what is emitted: here an
+    UpdateService refused after botocore's retries (the event fails and is retried)."""
+    from botocore.exceptions import ClientError
+
+    scaler_world(deps)
+
+    def refused(*_: Any, **__: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "UpdateService")
+
+    monkeypatch.setattr(deps.ecs, "set_desired_count", refused)
+    capsys.readouterr()
+    with pytest.raises(ClientError):
+        invoke("scaler", sample("scaler-alarm-high.json"))
+    out = capsys.readouterr().out
+    assert_alarm_matches("ActionFailed", out)
+    assert sum(doc.count('"ActionFailed":[1') + doc.count('"ActionFailed":1') for doc in out.splitlines()
+               if doc.startswith('{"_aws"')) == 1, "counted once, not again by the use case's entry point"
+
+
+def test_a_failure_before_any_decision_is_counted_too(deps: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table cannot be read (no decision was reached): the invocation fails (Lambda retries it) and the failure
+    is counted as ActionFailed all the same."""
+    scaler_world(deps)
+
+    def unreachable(*_: Any, **__: Any) -> None:
+        raise ConnectionError("DynamoDB unreachable")
+
+    monkeypatch.setattr(deps.store, "policies_for_alarm", unreachable)
+    capsys.readouterr()
+    with pytest.raises(ConnectionError):
+        invoke("scaler", sample("scaler-alarm-high.json"))
+    assert_alarm_matches("ActionFailed", capsys.readouterr().out)

@@ -39,10 +39,11 @@ from autopilot.models.task_events import ServiceAction, TaskStop, parse_healer_e
 from autopilot.observability import logger
 from autopilot.ports import Dependencies
 from autopilot.usecases.facts import fetcher, resolve
-from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.observe import count_outcomes, counts_failures
 from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 
 
+@counts_failures
 def handle_healer_event(event: Any, deps: Dependencies) -> dict[str, Any]:
     """Parse, then heal; invalid events are rejected (logged, counted, audited) without any AWS mutation."""
     opened = open_event(deps, event, source="healer", what="healer event", parse=parse_healer_event)

@@ -25,7 +25,7 @@ from autopilot.models.events import AlarmChange, InvalidEvent, parse_reason_data
 from autopilot.models.policy import ServicePolicy, effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.ports import AlarmView, Dependencies, ServiceView
-from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.observe import count_outcomes, counts_failures
 from autopilot.usecases.rollbacks import reconcile_rollbacks
 from autopilot.usecases.runner import Context, act, context, raise_failures, record
 from autopilot.usecases.scale import apply_rule
@@ -44,6 +44,7 @@ HOOKS: tuple[ReconcileHook, ...] = (
 )
 
 
+@counts_failures
 def reconcile(deps: Dependencies, event_id: str = "reconcile", hooks: tuple[ReconcileHook, ...] = HOOKS,
               policies: list[ServicePolicy] | None = None) -> dict[str, Any]:
     """One run over ``policies`` (default: every stored service policy); raises PartialFailure at the end if
@@ -72,7 +73,7 @@ def run_hook(ctx: Context, deps: Dependencies, hook: ReconcileHook, policies: li
         entry = record(ctx, target="-", trigger=f"reconcile: {name}", outcome="failed:hook",
                        reason=f"the {name} pass failed as a whole", error=f"{type(exc).__name__}: {exc}"[:500],
                        best_effort=True)
-        count_failure(entry)
+        count_failure(entry, exc)
         ctx.failed(entry, exc)
         return [entry]
 

@@ -31,7 +31,7 @@ from autopilot.models.state import ServiceState, Snapshot
 from autopilot.models.validation import first_error
 from autopilot.observability import logger
 from autopilot.ports import Dependencies, RunTaskFailed
-from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.observe import count_outcomes, counts_failures
 from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 
 
@@ -43,6 +43,7 @@ def parse_message(body: str) -> RestartMessage:
         raise InvalidEvent(first_error(exc, whole="body")) from None
 
 
+@counts_failures
 def handle_restart_message(body: str, deps: Dependencies, message_id: str = "-") -> dict[str, Any]:
     """One restart queue message. Raises only on errors worth a redelivery (store unreachable, ...)."""
     opened = open_event(deps, body, source="restarter", what="restart message", parse=parse_message,

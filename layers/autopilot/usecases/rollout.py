@@ -29,11 +29,12 @@ from autopilot.models.rollout_state import RolloutState
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import Dependencies, EcsPort
-from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.observe import count_outcomes, counts_failures
 from autopilot.usecases.rollbacks import service_facts
 from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 
 
+@counts_failures
 def handle_deployment_event(event: Any, deps: Dependencies) -> dict[str, Any]:
     """Parse, then act; an invalid event is rejected (logged, counted, audited) with no AWS call."""
     opened = open_event(deps, event, source="rollout", what="deployment event", parse=parse_deployment_event)

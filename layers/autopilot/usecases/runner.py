@@ -39,7 +39,7 @@ from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import ConcurrentUpdate, Dependencies, ExecutorPort, StateStorePort
 from autopilot.settings import admits
-from autopilot.usecases.observe import count_failure, count_invalid, count_outcomes
+from autopilot.usecases.observe import count_failure, count_invalid, count_outcomes, mark_counted
 
 MAX_ATTEMPTS = 5
 
@@ -93,7 +93,9 @@ def raise_failures(ctx: Context) -> None:
     if len(ctx.errors) == 1:
         raise ctx.errors[0]
     if ctx.failures:
-        raise PartialFailure(ctx.failures) from (ctx.errors[0] if ctx.errors else None)
+        failure = PartialFailure(ctx.failures)
+        mark_counted(failure)  # each failure was counted where it happened
+        raise failure from (ctx.errors[0] if ctx.errors else None)
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def act(
         return _act(ctx, key=key, mode=mode, trigger=trigger, event_key=event_key, decide=decide,
                     audit_skips=audit_skips)
     except _ActionError as failed:  # the executor failed: claim released, failure audited
-        count_failure(failed.entry)
+        count_failure(failed.entry, failed.cause)
         if not ctx.isolate:
             raise failed.cause from None
         return ctx.failed(failed.entry, failed.cause)
@@ -178,7 +180,7 @@ def act(
         entry.error = _error_text(exc)
         logger.exception("deciding failed", extra={"key": key, "trigger": trigger[:200]})
         _best_effort_audit(ctx, entry)
-        count_failure(entry)
+        count_failure(entry, exc)
         if not ctx.isolate:
             raise
         return ctx.failed(entry, exc)

@@ -12,10 +12,11 @@ from autopilot.models.policy import ScalingRule, ServicePolicy
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import Dependencies, EcsPort, ServiceView
-from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.observe import count_outcomes, counts_failures
 from autopilot.usecases.runner import Context, Rejected, act, open_event, raise_failures, record
 
 
+@counts_failures
 def handle_alarm_event(event: Any, deps: Dependencies) -> dict[str, Any]:
     """Parse, then act; invalid events are rejected (logged, counted, audited) without any AWS mutation."""
     opened = open_event(deps, event, source="scaler", what="alarm event", parse=parse_alarm_event)
