@@ -16,9 +16,11 @@ if TYPE_CHECKING:  # for the annotation only: the module is not loaded at run ti
 # With SnapStart (template parameter): build these clients, the dependencies and the validators into the snapshot.
 prepare_snapshot(clients=("dynamodb", "ecs", "sns"))
 
-# The state transition identifies the event, whichever form it came in and however often.
-EVENT_KEY = "[detail.alarmName, detail.state.value, detail.state.timestamp, " \
-            "alarmData.alarmName, alarmData.state.value, alarmData.state.timestamp]"
+# The state transition identifies the event, however often it comes. The alarm's ARN (resources[0], alarmArn)
+# names its account and region: the same transition of a same-named alarm in another account is another event
+# (ignored as foreign), and its stored answer must never stand in for this account's.
+EVENT_KEY = "[resources[0], detail.alarmName, detail.state.value, detail.state.timestamp, " \
+            "alarmArn, alarmData.alarmName, alarmData.state.value, alarmData.state.timestamp]"
 
 
 @metrics.log_metrics

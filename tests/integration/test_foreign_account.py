@@ -108,3 +108,14 @@ def test_an_alarm_arn_that_contradicts_the_envelope_is_invalid() -> None:
         parse_alarm_event(event)
     change = parse_alarm_event(direct_alarm())
     assert (change.account, change.region) == ("123456789012", "us-east-1")
+
+
+def test_a_foreign_copy_of_the_same_transition_does_not_answer_for_ours(deps: Any, lambda_context: Any) -> None:
+    """Found by the soak: a dev account's same-named alarm changing state at the same moment was ignored, and its
+    stored idempotent answer ("ignored") was replayed for this account's own event, which never scaled. The
+    idempotency key carries the alarm's ARN (its account and region) now."""
+    scaler_world(deps)
+    scaler = load_handler("scaler")
+    assert scaler.lambda_handler(eventbridge_alarm(OTHER), lambda_context)["status"] == "ignored"
+    result = scaler.lambda_handler(eventbridge_alarm(), lambda_context)
+    assert [o["outcome"] for o in result["outcomes"]] == ["scale-out"] and desired() == 6

@@ -131,6 +131,7 @@ def open_event[Parsed](deps: Dependencies, event: Any, *, source: str, what: str
         count_invalid(reason)
         record(ctx, target="-", trigger=f"invalid {what}", outcome="rejected:invalid-event", reason=reason)
         return Rejected(reason)
+    ctx.event_id = str(getattr(parsed, "event_id", None) or event_id)  # e.g. the alarm-action form has no "id"
     if hasattr(parsed, "account") and not admits(deps.settings, parsed.account, getattr(parsed, "region", None)):
         reason = (f"{what} from account {parsed.account or '?'} in {getattr(parsed, 'region', None) or '?'}: "
                   f"this deployment acts on account {deps.settings.account or 'any'} "
