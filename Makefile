@@ -53,7 +53,7 @@ CODE := layers tools functions tests bench conftest.py
 REGION ?= $(AWS_REGION)
 SAM_REGION = $(if $(REGION),--region $(REGION))
 
-.PHONY: help test demo local build layer-bytecode deploy deploy-guided lint bench venv sam-venv checkov-venv \
+.PHONY: help test demo local build layer-bytecode deploy deploy-guided lint bench soak venv sam-venv checkov-venv \
 	checkov lock clean \
 	ruff mypy imports bandit pytest iam-coverage demo-check
 
@@ -182,6 +182,15 @@ bandit: $(STAMP)
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --config-file .checkov.yaml \
 		-f template.yaml $(CHECKOV_SOFT_FAIL)
+
+# The soak (bench/soak): 500 services in 5 clusters and 50 standalone families for 24 simulated hours, faults on
+# every call, invariants checked as it goes (exit 1 on a violation); then the reconciler's run at 1,000 and 5,000
+# managed services. About 10 minutes on 2 cores. A small seeded run is part of `make test` (tests/unit/test_soak.py).
+SOAK_ARGS ?= --services 500 --families 50 --hours 24 --seed 11
+soak: $(STAMP)  ## the long seeded soak of the real handlers over a simulated estate (~10 min)
+	@mkdir -p $(BUILD)
+	$(PY) -m bench.soak.run $(SOAK_ARGS) --json $(BUILD)/soak.json
+	$(PY) -m bench.soak.run --scale 1000 5000 --minutes 20 --json $(BUILD)/soak-scale.json
 
 bench: $(STAMP)  ## benchmarks (cold start, AWS calls per decision); never fails on timings
 	@mkdir -p $(BUILD)

@@ -40,7 +40,7 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 
-class InvocationDied(BaseException):  # noqa: N818 (it is what happened: the runtime killed the invocation)
+class InvocationDied(BaseException):
     """The Lambda invocation ended here (its timeout, or an injected crash): not an Exception on purpose."""
 
 
@@ -128,8 +128,8 @@ class FaultRates:
     server_error: float = 0.003
     timeout_before: float = 0.002  # the request never reached AWS
     lost_answer: float = 0.002  # AWS applied it, the answer timed out
-    invocation_dies: float = 0.004  # per invocation: cut off between two of its calls (a Lambda timeout)
-    concurrent: float = 0.05  # per state read: another delivery of a pending event runs right then
+    invocation_dies: float = 0.005  # per invocation: cut off between two of its calls (a Lambda timeout)
+    concurrent: float = 0.5  # per state read with another delivery for that service pending: it runs right then
 
 
 @dataclass
@@ -207,9 +207,9 @@ class Aws:
                 inv.elapsed += self._latency(service, operation)
             fault = self._fault(service, operation) if self.enabled else None
             error: BaseException | None = None
-            if fault in ("throttle", "500", "503", "timeout"):
+            if fault in ("throttle", "500", "503", "timeout", "outage-throttle", "outage-500", "outage-503"):
                 self.faults[f"{service}:{fault}"] += 1
-                error = self._error(service, operation, fault)
+                error = self._error(service, operation, fault.removeprefix("outage-"))
             elif self.enabled and not self._within_limits(service, operation, kwargs):
                 self.faults[f"{service}:rate-limited"] += 1
                 error = self._error(service, operation, "throttle")
@@ -229,7 +229,8 @@ class Aws:
             if attempt == attempts:
                 assert error is not None
                 if isinstance(error, ClientError):
-                    error.response.setdefault("ResponseMetadata", {})["MaxAttemptsReached"] = attempts > 1
+                    response: dict[str, Any] = error.response  # type: ignore[assignment]
+                    response.setdefault("ResponseMetadata", {})["MaxAttemptsReached"] = attempts > 1
                 raise error
             if inv is not None:  # botocore's standard mode back-off: random up to 2^(attempt-1) s, max 20 s
                 inv.elapsed += self.rng.random() * min(20.0, 2.0 ** (attempt - 1))
@@ -243,8 +244,7 @@ class Aws:
         now = self.seconds()
         for outage in self.outages:
             if outage.service == service and outage.start <= now < outage.end:
-                self.faults[f"{service}:outage"] += 1
-                return outage.kind
+                return f"outage-{outage.kind}"
         r, rates = self.rng.random(), self.rates
         if r < rates.throttle:
             return "throttle"
@@ -328,6 +328,11 @@ class Write:
 
     key: tuple[str, str]
     size: int
+
+
+def _copy(item: expr.Item) -> expr.Item:
+    """A copy no caller can change the table through (strings and numbers are immutable: one level is enough)."""
+    return {k: dict(v) if len(v) == 1 and ("S" in v or "N" in v) else copy.deepcopy(v) for k, v in item.items()}
 
 
 class DynamoDB:
@@ -415,38 +420,38 @@ class DynamoDB:
             raise client_error("ValidationException", str(exc), operation) from None
 
     # ---------------------------------------------------------------- operations
-    def get_item(self, TableName: str, Key: expr.Item, ConsistentRead: bool = False,  # noqa: N803
-                 ProjectionExpression: str | None = None,  # noqa: N803
-                 ExpressionAttributeNames: expr.Names | None = None) -> dict[str, Any]:  # noqa: N803
+    def get_item(self, TableName: str, Key: expr.Item, ConsistentRead: bool = False,
+                 ProjectionExpression: str | None = None,
+                 ExpressionAttributeNames: expr.Names | None = None) -> dict[str, Any]:
         self._check_table(TableName, "GetItem")
         key = self._k(Key)
         found = self.items.get(key)
         answer = {} if found is None else {
-            "Item": copy.deepcopy(expr.project(found, ProjectionExpression, ExpressionAttributeNames))}
+            "Item": _copy(expr.project(found, ProjectionExpression, ExpressionAttributeNames))}
         if key[1] == "STATE" and self.aws.on_state_read is not None:
             self.aws.on_state_read(key[0])  # after the read: another invocation may write before this one does
         return answer
 
-    def put_item(self, TableName: str, Item: expr.Item, ConditionExpression: str | None = None,  # noqa: N803
-                 ExpressionAttributeNames: expr.Names | None = None,  # noqa: N803
-                 ExpressionAttributeValues: expr.Values | None = None,  # noqa: N803
-                 ReturnValuesOnConditionCheckFailure: str | None = None) -> dict[str, Any]:  # noqa: N803
+    def put_item(self, TableName: str, Item: expr.Item, ConditionExpression: str | None = None,
+                 ExpressionAttributeNames: expr.Names | None = None,
+                 ExpressionAttributeValues: expr.Values | None = None,
+                 ReturnValuesOnConditionCheckFailure: str | None = None) -> dict[str, Any]:
         self._check_table(TableName, "PutItem")
         current = self.items.get(self._k(Item))
         body = {"ConditionExpression": ConditionExpression, "ExpressionAttributeNames": ExpressionAttributeNames,
                 "ExpressionAttributeValues": ExpressionAttributeValues}
         if not self._condition(body, current, "PutItem"):
-            extra = {"Item": copy.deepcopy(current)} if ReturnValuesOnConditionCheckFailure == "ALL_OLD" and current \
-                else {}
+            extra: dict[str, Any] = {"Item": copy.deepcopy(current)} \
+                if ReturnValuesOnConditionCheckFailure == "ALL_OLD" and current else {}
             raise client_error("ConditionalCheckFailedException", "The conditional request failed", "PutItem",
                                **extra)
         self._store(copy.deepcopy(Item), "PutItem")
         return {}
 
-    def update_item(self, TableName: str, Key: expr.Item, UpdateExpression: str,  # noqa: N803
-                    ConditionExpression: str | None = None,  # noqa: N803
-                    ExpressionAttributeNames: expr.Names | None = None,  # noqa: N803
-                    ExpressionAttributeValues: expr.Values | None = None) -> dict[str, Any]:  # noqa: N803
+    def update_item(self, TableName: str, Key: expr.Item, UpdateExpression: str,
+                    ConditionExpression: str | None = None,
+                    ExpressionAttributeNames: expr.Names | None = None,
+                    ExpressionAttributeValues: expr.Values | None = None) -> dict[str, Any]:
         self._check_table(TableName, "UpdateItem")
         current = self.items.get(self._k(Key))
         body = {"ConditionExpression": ConditionExpression, "ExpressionAttributeNames": ExpressionAttributeNames,
@@ -461,9 +466,9 @@ class DynamoDB:
         self._store(updated, "UpdateItem")
         return {}
 
-    def delete_item(self, TableName: str, Key: expr.Item, ConditionExpression: str | None = None,  # noqa: N803
-                    ExpressionAttributeNames: expr.Names | None = None,  # noqa: N803
-                    ExpressionAttributeValues: expr.Values | None = None) -> dict[str, Any]:  # noqa: N803
+    def delete_item(self, TableName: str, Key: expr.Item, ConditionExpression: str | None = None,
+                    ExpressionAttributeNames: expr.Names | None = None,
+                    ExpressionAttributeValues: expr.Values | None = None) -> dict[str, Any]:
         self._check_table(TableName, "DeleteItem")
         body = {"ConditionExpression": ConditionExpression, "ExpressionAttributeNames": ExpressionAttributeNames,
                 "ExpressionAttributeValues": ExpressionAttributeValues}
@@ -472,7 +477,7 @@ class DynamoDB:
         self._delete(self._k(Key))
         return {}
 
-    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:
         if not 1 <= len(TransactItems) <= 100:
             raise client_error("ValidationException", "Member must have length less than or equal to 100",
                                "TransactWriteItems")
@@ -511,7 +516,7 @@ class DynamoDB:
                                               body.get("ExpressionAttributeValues")), "TransactWriteItems")
         return {}
 
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         responses: dict[str, list[expr.Item]] = {}
         unprocessed: dict[str, Any] = {}
         now = self.aws.seconds()
@@ -529,18 +534,18 @@ class DynamoDB:
                     continue
                 item = self.items.get(self._k(key))
                 if item is not None:
-                    found.append(copy.deepcopy(expr.project(item, request.get("ProjectionExpression"),
+                    found.append(_copy(expr.project(item, request.get("ProjectionExpression"),
                                                             request.get("ExpressionAttributeNames"))))
             responses[table] = found
             if left:
                 unprocessed[table] = {**request, "Keys": left}
         return {"Responses": responses, "UnprocessedKeys": unprocessed}
 
-    def query(self, TableName: str, KeyConditionExpression: str,  # noqa: N803
-              ExpressionAttributeValues: expr.Values, IndexName: str | None = None,  # noqa: N803
-              ExpressionAttributeNames: expr.Names | None = None, ScanIndexForward: bool = True,  # noqa: N803
-              ExclusiveStartKey: expr.Item | None = None, Limit: int | None = None,  # noqa: N803
-              ConsistentRead: bool = False, ProjectionExpression: str | None = None) -> dict[str, Any]:  # noqa: N803
+    def query(self, TableName: str, KeyConditionExpression: str,
+              ExpressionAttributeValues: expr.Values, IndexName: str | None = None,
+              ExpressionAttributeNames: expr.Names | None = None, ScanIndexForward: bool = True,
+              ExclusiveStartKey: expr.Item | None = None, Limit: int | None = None,
+              ConsistentRead: bool = False, ProjectionExpression: str | None = None) -> dict[str, Any]:
         self._check_table(TableName, "Query")
         names = ExpressionAttributeNames or {}
         try:
@@ -555,10 +560,12 @@ class DynamoDB:
                                    "indexes", "Query")
             rows = sorted(self.gsi.get(partition, {}).items())
             ordered = [item for _, item in rows]
-            sort_of: Callable[[expr.Item], tuple[str, ...]] = lambda i: (i["GSI1SK"]["S"], i["PK"]["S"], i["SK"]["S"])
         else:
             ordered = [self.partitions[partition][sk] for sk in sorted(self.partitions.get(partition, {}))]
-            sort_of = lambda i: (i["SK"]["S"],)  # noqa: E731
+
+        def sort_of(i: expr.Item) -> tuple[str, ...]:
+            return (i["GSI1SK"]["S"], i["PK"]["S"], i["SK"]["S"]) if IndexName == "GSI1" else (i["SK"]["S"],)
+
         if not ScanIndexForward:
             ordered.reverse()
         if ExclusiveStartKey is not None:
@@ -570,7 +577,7 @@ class DynamoDB:
         for item in ordered:
             if not evaluate(item, names, ExpressionAttributeValues):
                 continue
-            out.append(copy.deepcopy(expr.project(item, ProjectionExpression, names)))
+            out.append(_copy(expr.project(item, ProjectionExpression, names)))
             size += expr.item_size(item)
             if (Limit is not None and len(out) >= Limit) or size >= 1024 * 1024:
                 last = item

@@ -59,6 +59,8 @@ class Checks:
     notify_rows: list[Audit] = field(default_factory=list)
     failed_publishes: int = 0
     metrics: Counter[str] = field(default_factory=Counter)
+    audit_keys: set[tuple[str, str]] = field(default_factory=set)
+    rollbacks: Counter[tuple[str, str]] = field(default_factory=Counter)  # (service, bad revision) -> rollbacks
     out_since: dict[tuple[str, str], datetime] = field(default_factory=dict)
     missed: dict[str, int] = field(default_factory=dict)  # service key -> consecutive runs that missed it
     runs_judged: int = 0
@@ -78,6 +80,10 @@ class Checks:
     def on_write(self, item: dict[str, Any]) -> None:
         pk = item["PK"]["S"]
         if pk.startswith("AUDIT#"):
+            key = (pk, item["SK"]["S"])
+            if key in self.audit_keys:
+                return  # the same record written again (botocore retried a put whose answer was lost)
+            self.audit_keys.add(key)
             doc = json.loads(item["doc"]["S"])
             audit = Audit(event_id=doc["event_id"], target=doc["target"], outcome=doc["outcome"], source=doc["source"],
                           calls=list(doc.get("calls") or []), actions=list(doc.get("actions") or []),
@@ -121,7 +127,7 @@ class Checks:
         return any(o.end > start and o.service in ("dynamodb", "ecs", "cloudwatch") for o in self.aws.outages)
 
     def _updates(self) -> None:
-        rollbacks: Counter[tuple[str, str]] = getattr(self, "_rollbacks", Counter())
+        rollbacks = self.rollbacks
         for update in self.world.updates[self.updates_seen:]:
             key = (update["cluster"], update["service"])
             plan = self.plans[key]
@@ -138,7 +144,6 @@ class Checks:
                     rollbacks[(f"{key[0]}/{key[1]}", before)] += 1
                     if rollbacks[(f"{key[0]}/{key[1]}", before)] == 2:
                         self.fail("one rollback", f"{where}: a second rollback from {before.rsplit('/', 1)[-1]}")
-        self._rollbacks = rollbacks
         self.updates_seen = len(self.world.updates)
 
     # ---------------------------------------------------------------- after each reconciler run
@@ -160,7 +165,8 @@ class Checks:
         audited = set(self.audits)
         for event_id, function in self.ledger.succeeded.items():
             if event_id not in audited:
-                self.fail("no event lost", f"{function} event {event_id}: returned without an audit record")
+                self.fail("no event lost", f"{function} event {event_id}: returned without an audit record: "
+                                           f"{self.ledger.answers.get(event_id, '')}")
         for event_id in self.ledger.foreign:
             outcomes = {a.outcome for a in self.audits.get(event_id, [])}
             if outcomes - {"ignored:foreign-account"}:

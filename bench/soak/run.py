@@ -26,6 +26,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from bench.soak.aws import ACCOUNT, REGION, Aws, FaultRates, Outage  # noqa: E40
 from bench.soak.checks import INVARIANTS, Checks  # noqa: E402
 from bench.soak.estate import ON_DEMAND, SPOT_STRATEGY, Estate, generate  # noqa: E402
 from bench.soak.runtime import Runtime  # noqa: E402
-from bench.soak.world import Alarm, Clock, Ecs, CloudWatch, Queue, Sns, Sqs, World  # noqa: E402
+from bench.soak.world import Alarm, Clock, CloudWatch, Ecs, Queue, Sns, Sqs, World  # noqa: E402
 
 START = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
 TABLE = "soak-StateTable"
@@ -99,8 +100,11 @@ def _patch_runtime(aws: Aws, checks: Checks) -> None:
 
 class Soak:
     def __init__(self, *, services: int, families: int, hours: float, seed: int, faults: bool = True,
-                 plant: str | None = None, progress: bool = True) -> None:
+                 plant: str | None = None, progress: bool = True, deploys_per_day: float = 2.0,
+                 bad_revisions: tuple[int, int, int, int] = (85, 6, 5, 4)) -> None:
         self.hours, self.seed, self.progress = hours, seed, progress
+        self.deploys_per_day = deploys_per_day
+        self.bad_revisions = bad_revisions  # weights of healthy, crash, oom, image in user deployments
         self.rng = random.Random(seed)
         self.estate: Estate = generate(random.Random(seed), services, families, hours)
         self.clock = Clock(START)
@@ -153,7 +157,9 @@ class Soak:
         service_of_alarm: dict[str, str] = {}
         for plan in self.estate.services:
             td = world.register(plan.name, "healthy")
-            desired = plan.min_tasks if plan.poisoned else max(plan.min_tasks, min(plan.max_tasks, round(plan.base_demand)))
+            desired = max(plan.min_tasks, min(plan.max_tasks, round(plan.demand(START)(START) * 60 / 55)))
+            if plan.poisoned:
+                desired = plan.min_tasks  # it wants to scale out every minute, and never may
             service = world.add_service(plan.cluster, plan.name, desired, td,
                                         SPOT_STRATEGY if plan.spot else ON_DEMAND, breaker=plan.breaker,
                                         breaker_rollback=plan.breaker and rng.random() < 0.7)
@@ -207,12 +213,12 @@ class Soak:
                     self.aws.outages.append(Outage(service, start, start + length,
                                                    rng.choice(["500", "503", "throttle"])))
         for plan in self.estate.services:  # users deploy; some revisions are bad
-            for _ in range(_poisson(rng, 2.0 * self.hours / 24)):
+            for _ in range(_poisson(rng, self.deploys_per_day * self.hours / 24)):
                 at = START + timedelta(seconds=rng.uniform(600, self.hours * 3600))
-                clock.at(at, lambda p=plan: self._user_deploys(p))
+                clock.at(at, partial(self._user_deploys, plan))
             if rng.random() < 0.1 * self.hours / 24 and plan.kind != "healing-only":  # an operator's manual change
                 at = START + timedelta(seconds=rng.uniform(600, self.hours * 3600))
-                clock.at(at, lambda p=plan: self._operator_drift(p))
+                clock.at(at, partial(self._operator_drift, plan))
         for hour in range(int(self.hours)):
             if rng.random() < 0.5:
                 clock.at(START + timedelta(hours=hour, minutes=rng.uniform(0, 59)),
@@ -220,11 +226,14 @@ class Soak:
         for family in self.estate.families:
             for _ in range(_poisson(rng, self.hours * 1.0)):
                 at = START + timedelta(seconds=rng.uniform(0, self.hours * 3600))
-                clock.at(at, lambda f=family: world.run_standalone(f.cluster, f.family, "user"))
+                clock.at(at, partial(self._user_job, family))
+
+    def _user_job(self, family: Any) -> None:
+        self.world.run_standalone(family.cluster, family.family, "user")
 
     def _user_deploys(self, plan: Any) -> None:
         service = self.world.services[(plan.cluster, plan.name)]
-        behaviour = self.rng.choices(["healthy", "crash", "oom", "image"], weights=[85, 6, 5, 4])[0]
+        behaviour = self.rng.choices(["healthy", "crash", "oom", "image"], weights=self.bad_revisions)[0]
         current = self.world.taskdefs[service.primary.td]
         memory = int(current.body.get("memory", 1024))
         needs = int(memory * self.rng.choice([1.15, 1.2, 6.0])) if behaviour == "oom" else 0
@@ -281,7 +290,12 @@ def _run_stats(runs: list[Any]) -> dict[str, Any]:
     if not runs:
         return {}
     sims = sorted(r.simulated for r in runs)
+    operations: Counter[str] = Counter()
+    for run in runs:
+        operations.update(run.by_operation)
     return {"runs": len(runs), "ok": sum(1 for r in runs if r.ok),
+            "calls_per_run_by_operation": {k: round(v / len(runs), 1) for k, v in operations.most_common()},
+            "real_s_max": round(max(r.real for r in runs), 3),
             "calls_median": statistics.median(r.calls for r in runs), "calls_max": max(r.calls for r in runs),
             "simulated_s_median": round(statistics.median(sims), 2),
             "simulated_s_p95": round(sims[int(0.95 * (len(sims) - 1))], 2), "simulated_s_max": round(sims[-1], 2),
@@ -310,20 +324,20 @@ def _plant(bug: str | None) -> None:
             return real(deps, source=source, event_id=event_id, isolate=False)
 
         reconcile.context = context  # type: ignore[assignment]
-    elif bug == "register-twice":  # finding 8: a retry that registers its revision again
+    elif bug == "register-twice":  # finding 8: an executor that registers a derived revision twice
         from autopilot.aws import taskdefs
 
-        real_find = taskdefs.TaskDefinitions.find_derived
+        real_register = taskdefs.TaskDefinitions.register_derived
 
-        def forgetful(self: Any, family: str, derivation_id: str, newer_than: int | None) -> Any:
-            found = real_find(self, family, derivation_id, newer_than)
-            found.arn = None
-            return found
+        def twice(self: Any, request: dict[str, Any], family: str, derivation_id: str, newer_than: int | None) -> Any:
+            real_register(self, request, family, derivation_id, newer_than)
+            return real_register(self, request, family, derivation_id, newer_than)
 
-        taskdefs.TaskDefinitions.find_derived = forgetful  # type: ignore[method-assign]
-        from autopilot.store.table import StateTable
+        taskdefs.TaskDefinitions.register_derived = twice  # type: ignore[method-assign]
+    elif bug == "no-clamp":  # scaling that ignores maxTasks
+        from autopilot.decide import scaling
 
-        StateTable.find_derivation = lambda self, derivation_id: None  # type: ignore[method-assign]
+        scaling.clamp = lambda value, scaling_policy: max(scaling_policy.minTasks, value)  # type: ignore[assignment]
     elif bug == "no-budget":  # finding 3: state items grow without a byte budget
         from autopilot.models import state_budget
 
@@ -376,7 +390,8 @@ def table(report: dict[str, Any]) -> str:
          + f" (cut off: {sum(report['cut_off'].values())}); concurrent {report['concurrent']}"),
         ("dead letters", str(report["dead_letters"])),
         ("notifications", f"{report['notifications']} published; NotificationFailed "
-                          f"{report['metrics']['NotificationFailed']}; ActionFailed {report['metrics']['ActionFailed']}"),
+                          f"{report['metrics']['NotificationFailed']}; "
+                          f"ActionFailed {report['metrics']['ActionFailed']}"),
         ("reconciler runs", f"{rec.get('runs', 0)} ({rec.get('ok', 0)} ok, {report['runs_judged']} judged): calls/run "
                             f"median {rec.get('calls_median')} max {rec.get('calls_max')}; simulated s/run median "
                             f"{rec.get('simulated_s_median')} p95 {rec.get('simulated_s_p95')} max "
@@ -400,6 +415,28 @@ def summary_line(report: dict[str, Any]) -> str:
             f"violations {report['violations']}")
 
 
+def scale(services: int, minutes: int, seed: int) -> dict[str, Any]:
+    """The reconciler's one-minute run at ``services`` managed services: AWS latencies simulated, the API rate
+    limits on, no injected faults (what a run costs, not what an outage does to it)."""
+    soak = Soak(services=services, families=0, hours=minutes / 60, seed=seed, faults=False, progress=False)
+    report = soak.run()
+    runs = report["reconciler"]
+    return {"services": services, "minutes": minutes, **runs, "rate_limited": report["rate_limited"]}
+
+
+def scale_table(results: list[dict[str, Any]]) -> str:
+    lines = ["| managed services | runs | AWS calls per run (median / max) | simulated s per run (median / p95 / max) "
+             "| CPU s per run (median / max) | throttled attempts |", "|---:|---:|---|---|---|---:|"]
+    for r in results:
+        lines.append(f"| {r['services']} | {r['runs']} | {r['calls_median']:.0f} / {r['calls_max']} | "
+                     f"{r['simulated_s_median']} / {r['simulated_s_p95']} / {r['simulated_s_max']} | "
+                     f"{r['real_s_median']} / {r['real_s_max']} | {r['rate_limited']} |")
+    for r in results:
+        top = ", ".join(f"{k} {v}" for k, v in list(r["calls_per_run_by_operation"].items())[:8])
+        lines.append(f"  {r['services']} services, calls per run: {top}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, default=500)
@@ -408,13 +445,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--small", action="store_true", help="60 services, 10 families, 3 hours (make test)")
     parser.add_argument("--no-faults", action="store_true")
-    parser.add_argument("--plant", choices=["no-isolation", "register-twice", "no-budget"])
+    parser.add_argument("--oom-heavy", action="store_true", help="many deployments, a third of them OOM-killed")
+    parser.add_argument("--plant", choices=["no-isolation", "register-twice", "no-clamp", "no-budget"])
     parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--scale", type=int, nargs="*", metavar="SERVICES",
+                        help="measure the reconciler's run at these estate sizes instead (no faults)")
+    parser.add_argument("--minutes", type=int, default=20, help="simulated minutes per --scale size")
     args = parser.parse_args(argv)
+    if args.scale:
+        results = [scale(n, args.minutes, args.seed) for n in args.scale]
+        print(scale_table(results))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2, default=str))
+        return 0
     if args.small:
         args.services, args.families, args.hours = 60, 10, 3.0
+    heavy: dict[str, Any] = {"deploys_per_day": 24.0, "bad_revisions": (50, 10, 35, 5)} if args.oom_heavy else {}
     report = Soak(services=args.services, families=args.families, hours=args.hours, seed=args.seed,
-                  faults=not args.no_faults, plant=args.plant, progress=sys.stderr.isatty()).run()
+                  faults=not args.no_faults, plant=args.plant, progress=sys.stderr.isatty(), **heavy).run()
     print(table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

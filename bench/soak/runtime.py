@@ -45,7 +45,7 @@ class Context:
         self.aws = aws
         self.function_name = f"soak-{function}"
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:soak-{function}:live"
-        self.aws_request_id = f"req-{random.getrandbits(64):016x}"  # noqa: S311 (an id, not a secret)
+        self.aws_request_id = f"req-{random.getrandbits(64):016x}"
 
     def get_remaining_time_in_millis(self) -> int:
         inv = self.aws.invocation
@@ -77,6 +77,7 @@ class Ledger:
 
     delivered: Counter[str] = field(default_factory=Counter)  # function -> deliveries (incl. duplicates)
     succeeded: dict[str, str] = field(default_factory=dict)  # event id -> function (an invocation returned)
+    answers: dict[str, str] = field(default_factory=dict)  # event id -> what the handler returned (diagnostics)
     dead: dict[str, str] = field(default_factory=dict)  # event id -> function (dead-lettered)
     foreign: set[str] = field(default_factory=set)  # event ids from another account
     failures: Counter[str] = field(default_factory=Counter)  # function -> failed invocations
@@ -159,9 +160,12 @@ class Runtime:
             if waiting and delivery in waiting:
                 waiting.remove(delivery)
         handler = self.handlers[delivery.function]
-        ok = self.run(delivery.function, lambda context: handler.lambda_handler(delivery.event, context))
+        answer: dict[str, Any] = {}
+        ok = self.run(delivery.function,
+                      lambda context: answer.update(out=handler.lambda_handler(delivery.event, context)))
         if ok:
             self.ledger.succeeded[delivery.event_id] = delivery.function
+            self.ledger.answers[delivery.event_id] = json.dumps(answer.get("out"), default=str)[:400]
             return
         if delivery.attempt < len(RETRY_DELAYS):
             retry = Delivery(delivery.function, delivery.event, delivery.key, delivery.attempt + 1)
@@ -177,7 +181,7 @@ class Runtime:
         started = outer.now if outer is not None else self.clock.now
         die_at = None
         if self.aws.enabled and self.rng.random() < self.aws.rates.invocation_dies:
-            die_at = 2 + int(self.rng.random() * 25)
+            die_at = 1 + int(self.rng.random() * 12)
         inv = Invocation(function=function, started=started, timeout=TIMEOUTS[function], die_at_call=die_at)
         self.aws.invocation = inv
         try:
@@ -225,7 +229,7 @@ class Runtime:
         self.ledger.reconciler_runs.append(RunStats(calls=inv.calls, simulated=inv.elapsed,
                                                     real=time.perf_counter() - started, ok=ok,
                                                     by_operation=inv.by_operation))
-        died = inv.die_at_call is not None and inv.calls >= inv.die_at_call or inv.elapsed >= inv.timeout
+        died = (inv.die_at_call is not None and inv.calls >= inv.die_at_call) or inv.elapsed >= inv.timeout
         for listener in self.on_reconciled:
             listener(set(self.state_reads), died, inv)
 

@@ -31,6 +31,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from autopilot_tools.demo.events import (
@@ -322,7 +323,7 @@ class World:
         behaviour = self.taskdefs[primary.td].behaviour if primary.td in self.taskdefs else "healthy"
         for _ in range(max(0, missing)):
             task = self._new_task(service, primary)
-            self.clock.after(15 + 25 * self.rng.random(), lambda t=task: self._started(service, t))
+            self.clock.after(15 + 25 * self.rng.random(), partial(self._started, service, task))
         if missing < 0:  # scale-in: the newest tasks go first
             for task in sorted(mine, key=lambda t: t.created, reverse=True)[:-missing]:
                 self._stop(service, task, "ServiceSchedulerInitiated",
@@ -448,8 +449,11 @@ class World:
             for task in spot_tasks[:1 + int(self.rng.random() * 3)]:
                 self._stop(service, task, "SpotInterruption", "Your Spot Task was interrupted.", exit_code=None)
             if self.rng.random() < 0.5:
-                self.emit_after(10 + 20 * self.rng.random(), "healer", lambda s=service: spot_placement_failure(
-                    s.arn, f"{ARN}:cluster/{s.cluster}", at=self.clock.now, seed=f"{s.name}/{self.new_id()}"))
+                self.emit_after(10 + 20 * self.rng.random(), "healer", partial(self._placement_failure, service))
+
+    def _placement_failure(self, service: Service) -> dict[str, Any]:
+        return spot_placement_failure(service.arn, f"{ARN}:cluster/{service.cluster}", at=self.clock.now,
+                                      seed=f"{service.name}/{self.new_id()}")
 
     # ---------------------------------------------------------------- alarms and metrics
     def evaluate(self) -> None:
@@ -539,9 +543,9 @@ class Ecs:
                 found.append(self.world.service_view(service))
         return {"services": found, "failures": failures}
 
-    def update_service(self, cluster: str, service: str, desiredCount: int | None = None,  # noqa: N803
-                       taskDefinition: str | None = None, forceNewDeployment: bool = False,  # noqa: N803
-                       capacityProviderStrategy: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # noqa: N803
+    def update_service(self, cluster: str, service: str, desiredCount: int | None = None,
+                       taskDefinition: str | None = None, forceNewDeployment: bool = False,
+                       capacityProviderStrategy: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         world = self.world
         found = self._service(cluster, service, "UpdateService")
         if found.poisoned:
@@ -565,8 +569,8 @@ class Ecs:
             world.deploy(found, new_td or found.primary.td, strategy=capacityProviderStrategy)
         return {"service": world.service_view(found)}
 
-    def run_task(self, cluster: str, taskDefinition: str, clientToken: str | None = None,  # noqa: N803
-                 count: int = 1, startedBy: str | None = None, overrides: dict[str, Any] | None = None,  # noqa: N803
+    def run_task(self, cluster: str, taskDefinition: str, clientToken: str | None = None,
+                 count: int = 1, startedBy: str | None = None, overrides: dict[str, Any] | None = None,
                  **_: Any) -> dict[str, Any]:
         world = self.world
         if clientToken and clientToken in world.run_tokens:  # AWS: the same token returns the same tasks
@@ -580,7 +584,7 @@ class Ecs:
             world.run_tokens[clientToken] = [task.arn]
         return {"tasks": [{"taskArn": task.arn, "lastStatus": "PROVISIONING"}], "failures": []}
 
-    def describe_task_definition(self, taskDefinition: str, include: list[str] | None = None  # noqa: N803
+    def describe_task_definition(self, taskDefinition: str, include: list[str] | None = None
                                  ) -> dict[str, Any]:
         td = self.world.taskdef(taskDefinition)
         if td is None:
@@ -602,8 +606,8 @@ class Ecs:
         world.registered.append(definition)
         return {"taskDefinition": json.loads(json.dumps(definition.body, default=str)), "tags": tags or []}
 
-    def list_task_definitions(self, familyPrefix: str | None = None, status: str = "ACTIVE",  # noqa: N803
-                              sort: str = "ASC", maxResults: int = 100, nextToken: str | None = None  # noqa: N803
+    def list_task_definitions(self, familyPrefix: str | None = None, status: str = "ACTIVE",
+                              sort: str = "ASC", maxResults: int = 100, nextToken: str | None = None
                               ) -> dict[str, Any]:
         arns = [a for family, revisions in self.world.families.items() if family.startswith(familyPrefix or "")
                 for a in revisions if self.world.taskdefs[a].status == status]
@@ -619,9 +623,9 @@ class CloudWatch:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def describe_alarms(self, AlarmNames: list[str] | None = None, AlarmTypes: list[str] | None = None,  # noqa: N803
-                        MaxRecords: int = 100, NextToken: str | None = None,  # noqa: N803
-                        StateValue: str | None = None) -> dict[str, Any]:  # noqa: N803
+    def describe_alarms(self, AlarmNames: list[str] | None = None, AlarmTypes: list[str] | None = None,
+                        MaxRecords: int = 100, NextToken: str | None = None,
+                        StateValue: str | None = None) -> dict[str, Any]:
         if AlarmNames is not None and len(AlarmNames) > 100:
             raise client_error("ValidationError", "AlarmNames has too many members", "DescribeAlarms")
         names = AlarmNames if AlarmNames is not None else sorted(self.world.alarms)
@@ -633,9 +637,9 @@ class CloudWatch:
             answer["NextToken"] = str(start + MaxRecords)
         return answer
 
-    def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], StartTime: datetime,  # noqa: N803
-                        EndTime: datetime, ScanBy: str = "TimestampDescending",  # noqa: N803
-                        NextToken: str | None = None) -> dict[str, Any]:  # noqa: N803
+    def get_metric_data(self, MetricDataQueries: list[dict[str, Any]], StartTime: datetime,
+                        EndTime: datetime, ScanBy: str = "TimestampDescending",
+                        NextToken: str | None = None) -> dict[str, Any]:
         if len(MetricDataQueries) > 500:
             raise client_error("ValidationError", "The collection MetricDataQueries must not have a size greater "
                                "than 500.", "GetMetricData")
@@ -658,8 +662,8 @@ class Sns:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def publish(self, TopicArn: str, Message: str, Subject: str | None = None,  # noqa: N803
-                MessageAttributes: dict[str, Any] | None = None) -> dict[str, Any]:  # noqa: N803
+    def publish(self, TopicArn: str, Message: str, Subject: str | None = None,
+                MessageAttributes: dict[str, Any] | None = None) -> dict[str, Any]:
         if Subject is not None and (len(Subject) >= 100 or not Subject):
             raise client_error("InvalidParameter", "Invalid parameter: Subject", "Publish")
         if len(Message.encode()) > 262_144:
@@ -720,8 +724,8 @@ class Sqs:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def send_message(self, QueueUrl: str, MessageBody: str, DelaySeconds: int = 0,  # noqa: N803
-                     MessageAttributes: dict[str, Any] | None = None) -> dict[str, Any]:  # noqa: N803
+    def send_message(self, QueueUrl: str, MessageBody: str, DelaySeconds: int = 0,
+                     MessageAttributes: dict[str, Any] | None = None) -> dict[str, Any]:
         queue = self.world.queues.get(QueueUrl)
         if queue is None:
             raise client_error("AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.",

@@ -194,3 +194,28 @@ def test_back_off_is_full_jitter_capped() -> None:
     assert backoff.delay(3, rng=lambda: 0.5) == 0.5 * backoff.BASE_SECONDS * 8
     assert backoff.delay(30, rng=lambda: 1.0) == backoff.CAP_SECONDS
     assert backoff.delay(5, rng=lambda: 0.0) == 0.0
+
+
+def test_an_action_whose_audit_cannot_be_written_fails_the_invocation_and_the_retry_records_it(
+        counted: Metrics) -> None:
+    """Found by the soak: the table went down between the action and its audit record; the invocation returned
+    as if all was well, and the event left no trace. Now it fails (counted); Lambda's retry finds the event
+    applied (the claim stands: no second action) and records that."""
+    store, notifier = MemoryStore(), Notifier()
+    ecs = MemoryEcs(desired={("prod", "web"): 4})
+
+    def scale(snap: Snapshot) -> tuple[Decision, ServiceState]:
+        action = SetDesiredCount(cluster="prod", service="web", desired=6, previous=4, reason="alarm")
+        return Decision(outcome="scale-out", reason="alarm", actions=(action,)), snap.state
+
+    def down(*entries: Any) -> None:
+        raise ConnectionError("DynamoDB unreachable")
+
+    store.audit = down  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        act(ctx_for(store, notifier, ecs), key=KEY, policy_mode="enforce", trigger="t", event_key="e", decide=scale)
+    assert ecs.desired[("prod", "web")] == 6 and counted.names.count("ActionFailed") == 1
+    del store.audit  # the table is back
+    retry = act(ctx_for(store, notifier, ecs), key=KEY, policy_mode="enforce", trigger="t", event_key="e",
+                decide=scale)
+    assert retry.outcome == "skipped:duplicate" and [e.outcome for e in store.audited] == ["skipped:duplicate"]

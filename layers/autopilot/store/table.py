@@ -104,6 +104,10 @@ class StateTable:
         self.name = table_name
         self._client = dynamodb_client
         self.sleep = sleep  # jittered back-off between our own retries (botocore makes none of these)
+        # The stored policies as last listed, parsed, by document: the reconciler lists every policy each minute
+        # and validating thousands of documents again costs a second of CPU per run. Policies are immutable
+        # (frozen models); the dict holds exactly the documents of the last listing, so it never grows stale.
+        self._parsed: dict[str, ServicePolicy | TaskPolicy] = {}
 
     @property
     def client(self) -> Any:
@@ -214,7 +218,12 @@ class StateTable:
         """Every stored policy (GSI1, eventually consistent: fine for the reconciler and the CLI)."""
         items = self._query(IndexName="GSI1", KeyConditionExpression="GSI1PK = :p",
                             ExpressionAttributeValues={":p": _s("POLICIES")})
-        return [_policy_adapter().validate_json(item["doc"]["S"]) for item in items]
+        parsed: dict[str, ServicePolicy | TaskPolicy] = {}
+        for item in items:
+            doc = item["doc"]["S"]
+            parsed[doc] = self._parsed.get(doc) or _policy_adapter().validate_json(doc)
+        self._parsed = parsed
+        return list(parsed.values())
 
     def policies_for_alarm(self, alarm: str) -> list[ServicePolicy]:
         """Every service policy naming ``alarm``: one strongly consistent Query of the alarm index."""

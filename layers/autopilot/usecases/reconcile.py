@@ -50,6 +50,7 @@ def reconcile(deps: Dependencies, event_id: str = "reconcile", hooks: tuple[Reco
     """One run over ``policies`` (default: every stored service policy); raises PartialFailure at the end if
     a service or a hook failed (after the others were done)."""
     ctx = context(deps, source="reconciler", event_id=event_id, isolate=True)
+    ctx.snapshots = {}  # the passes share one read of the states (runner.states)
     if policies is None:
         policies = [p for p in deps.store.list_policies() if isinstance(p, ServicePolicy)]
     entries: list[AuditEntry] = []

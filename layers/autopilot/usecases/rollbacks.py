@@ -15,7 +15,7 @@ from autopilot.models.events import aware_time
 from autopilot.models.policy import ServicePolicy, effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.ports import Dependencies, ServiceView
-from autopilot.usecases.runner import Context, act
+from autopilot.usecases.runner import Context, act, states
 from autopilot.usecases.services import describe_policies
 
 
@@ -45,7 +45,7 @@ def reconcile_rollbacks(ctx: Context, deps: Dependencies, policies: list[Service
     managed = [p for p in policies if effective_mode(ctx.global_mode, p.spec.mode) == "enforce"]
     if not managed:
         return []
-    snaps = ctx.store.load_states([p.key for p in managed])
+    snaps = states(ctx, [p.key for p in managed])
     due = [p for p in managed if not snaps[p.key].state.paused and rollback_due(snaps[p.key].state.rollout, ctx.now)]
     if not due:
         return []

@@ -25,7 +25,7 @@ Two guarantees live here, in one place, so every use case and every reconciler h
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,6 +63,8 @@ class Context:
     isolate: bool = False
     failures: list[AuditEntry] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)  # the exception behind each of ``failures``
+    # The reconciler's passes each look at the states of many services: read once a run (``states``).
+    snapshots: dict[str, Snapshot] | None = None
 
     def failed(self, entry: AuditEntry, error: BaseException) -> AuditEntry:
         """Keep an isolated failure (already audited and counted) for ``raise_failures``."""
@@ -85,6 +87,19 @@ class PartialFailure(RuntimeError):
         names = ", ".join(f"{e.target} ({e.error or e.outcome})"[:200] for e in self.failed[:5])
         more = f" and {len(self.failed) - 5} more" if len(self.failed) > 5 else ""
         super().__init__(f"{len(self.failed)} failed: {names}{more}"[:1000])
+
+
+def states(ctx: Context, keys: Iterable[str]) -> dict[str, Snapshot]:
+    """The states of ``keys`` for a pass that *selects* services (one BatchGetItem per 100 keys, once a run when
+    the context keeps ``snapshots``). A pass only chooses from these; ``act`` reads the state it decides on
+    again, strongly consistent, so a state another pass changed meanwhile is never decided on stale."""
+    wanted = list(dict.fromkeys(keys))
+    if ctx.snapshots is None:
+        return ctx.store.load_states(wanted)
+    missing = [k for k in wanted if k not in ctx.snapshots]
+    if missing:
+        ctx.snapshots.update(ctx.store.load_states(missing))
+    return {k: ctx.snapshots[k] for k in wanted}
 
 
 def raise_failures(ctx: Context) -> None:
@@ -176,6 +191,12 @@ def act(
         if not ctx.isolate:
             raise failed.cause from None
         return ctx.failed(failed.entry, failed.cause)
+    except _AuditError as failed:  # the action was done, its record could not be written (the table is down)
+        logger.exception("the action was done but its audit record could not be written", extra={"key": key})
+        count_failure(failed.entry, failed.cause)
+        if not ctx.isolate:
+            raise failed.cause from None
+        return ctx.failed(failed.entry, failed.cause)
     except Exception as exc:  # failed before acting: reading AWS, deciding, claiming
         entry = _entry(ctx, key, trigger, Decision(outcome="failed:error", reason="could not decide or claim"), mode)
         entry.error = _error_text(exc)
@@ -189,6 +210,16 @@ def act(
 
 class _ActionError(Exception):
     """The executor failed after a claim; carries the audited entry and the original error."""
+
+    def __init__(self, entry: AuditEntry, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.entry = entry
+        self.cause = cause
+
+
+class _AuditError(Exception):
+    """The action was done and its claim stands, but its audit record could not be written: the invocation
+    fails (an event is retried, finds itself applied and records that; the reconciler's next run decides anew)."""
 
     def __init__(self, entry: AuditEntry, cause: Exception) -> None:
         super().__init__(str(cause))
@@ -262,7 +293,10 @@ def _act(ctx: Context, *, key: str, mode: str, trigger: str, event_key: str | No
             logger.exception("action failed", extra={"key": key, "outcome": decision.outcome})
             _best_effort_audit(ctx, entry)
             raise _ActionError(entry, exc) from exc
-        _best_effort_audit(ctx, entry)  # the action was done: failing the invocation now would not undo it
+        try:
+            ctx.store.audit(entry)
+        except Exception as exc:  # done, claimed, not recorded: the retry finds the event applied and records that
+            raise _AuditError(entry, exc) from exc
         return entry
     raise ConcurrentUpdate(f"{key}: state kept changing for {MAX_ATTEMPTS} attempts")
 

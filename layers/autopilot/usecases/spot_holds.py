@@ -9,7 +9,7 @@ from autopilot.models.policy import ServicePolicy, effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.ports import Dependencies
 from autopilot.usecases.facts import Fetch, fetcher, resolve
-from autopilot.usecases.runner import Context, act
+from autopilot.usecases.runner import Context, act, states
 
 
 def restore_spot_holds(ctx: Context, deps: Dependencies, policies: list[ServicePolicy]) -> list[AuditEntry]:
@@ -20,7 +20,7 @@ def restore_spot_holds(ctx: Context, deps: Dependencies, policies: list[ServiceP
     """
     if not policies:
         return []
-    snaps = ctx.store.load_states(p.key for p in policies)
+    snaps = states(ctx, [p.key for p in policies])
     entries: list[AuditEntry] = []
     for policy in policies:
         snap = snaps.get(policy.key)

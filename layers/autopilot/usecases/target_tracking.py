@@ -23,7 +23,7 @@ from autopilot.models.policy import MetricSpec, ServicePolicy, TargetTracking, e
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import AlarmView, Dependencies, ServiceView
-from autopilot.usecases.runner import Context, act
+from autopilot.usecases.runner import Context, act, states
 from autopilot.usecases.services import describe_policies
 
 TRIGGER = "reconcile: targetTracking"
@@ -86,8 +86,8 @@ def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[S
     tracked = [(p, tts) for p, tts in tracked if tts]
     if not tracked:
         return []
-    states = ctx.store.load_states([p.key for p, _ in tracked])
-    tracked = [(p, tts) for p, tts in tracked if not states[p.key].state.paused]  # paused: quiet, see `autopilot get`
+    snaps = states(ctx, [p.key for p, _ in tracked])
+    tracked = [(p, tts) for p, tts in tracked if not snaps[p.key].state.paused]  # paused: quiet, see `autopilot get`
     if not tracked:
         return []
     names = sorted({tt.metric for _, tts in tracked for tt in tts if isinstance(tt.metric, str)})
