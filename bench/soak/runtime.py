@@ -69,6 +69,8 @@ class RunStats:
     real: float
     ok: bool
     by_operation: Counter[str]
+    kind: str = "run"  # run (the scheduled invocation) | shard (one shard of a fanned-out run)
+    at: Any = None
 
 
 @dataclass
@@ -94,7 +96,7 @@ class Runtime:
         self.ledger = Ledger()
         self.pending: dict[str, list[Delivery]] = defaultdict(list)
         self.state_reads: set[str] = set()
-        self.on_reconciled: list[Callable[[set[str], bool, Invocation], None]] = []
+        self.on_reconciled: list[Callable[[set[str], bool, Invocation, tuple[int, int] | None], None]] = []
         self.late_share, self.duplicate_share, self.foreign_share = 0.02, 0.01, 0.005
         world.deliver = self.deliver
         aws.on_state_read = self._state_read
@@ -212,26 +214,51 @@ class Runtime:
 
     # ---------------------------------------------------------------- the reconciler
     def reconcile(self) -> None:
+        """The schedule's invocation: a run, or its fan-out into shards (then the shards come from the queue)."""
+        event = {"id": f"tick-{self.clock.now.isoformat()}", "detail-type": "Scheduled Event",
+                 "source": "aws.scheduler"}
+        self._reconciler_invocation(event, None)
+
+    def _reconciler_invocation(self, event: dict[str, Any], shard: tuple[int, int] | None) -> bool:
         handler = self.handlers["reconciler"]
         self.state_reads = set()
         started = time.perf_counter()
-        holder: dict[str, Invocation] = {}
+        holder: dict[str, Any] = {}
 
         def call(context: Context) -> Any:
             assert self.aws.invocation is not None
             holder["inv"] = self.aws.invocation
-            event = {"id": f"tick-{self.clock.now.isoformat()}", "detail-type": "Scheduled Event",
-                     "source": "aws.scheduler"}
-            return handler.lambda_handler(event, context)
+            holder["answer"] = handler.lambda_handler(event, context)
+            return holder["answer"]
 
         ok = self.run("reconciler", call)
         inv = holder["inv"]
-        self.ledger.reconciler_runs.append(RunStats(calls=inv.calls, simulated=inv.elapsed,
-                                                    real=time.perf_counter() - started, ok=ok,
-                                                    by_operation=inv.by_operation))
+        answer = holder.get("answer") if ok else None
+        fanned = isinstance(answer, dict) and answer.get("status") == "fanned-out"
+        stale = isinstance(answer, dict) and any(s.get("status") == "ignored" for s in answer.get("shards", []))
+        kind = "stale" if stale else "shard" if shard else "fan-out" if fanned else "run"
+        self.ledger.reconciler_runs.append(RunStats(
+            calls=inv.calls, simulated=inv.elapsed, real=time.perf_counter() - started, ok=ok,
+            by_operation=inv.by_operation, kind=kind, at=inv.started))
         died = (inv.die_at_call is not None and inv.calls >= inv.die_at_call) or inv.elapsed >= inv.timeout
-        for listener in self.on_reconciled:
-            listener(set(self.state_reads), died, inv)
+        if not fanned and not stale:
+            for listener in self.on_reconciled:
+                listener(set(self.state_reads), died, inv, shard)
+        return ok
+
+    def attach_shard_queue(self, queue: Queue) -> None:
+        """The reconcile queue's event source mapping: batch size 1 (each shard in an invocation of its own)."""
+        def visible(at: Any) -> None:
+            self.clock.at(at, lambda: self._shard(queue))
+
+        queue.on_visible = visible
+
+    def _shard(self, queue: Queue) -> None:
+        for message in queue.receive(1):
+            body = json.loads(message.body)
+            ok = self._reconciler_invocation({"Records": [{"messageId": message.id, "body": message.body}]},
+                                             (int(body["shard"]), int(body["of"])))
+            queue.settle(message, ok)
 
     # ---------------------------------------------------------------- the restart queue's event source
     def attach_queue(self, queue: Queue) -> None:

@@ -731,3 +731,15 @@ class Sqs:
             raise client_error("AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.",
                                "SendMessage")
         return {"MessageId": queue.send(MessageBody, int(DelaySeconds))}
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        queue = self.world.queues.get(QueueUrl)
+        if queue is None:
+            raise client_error("AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.",
+                               "SendMessageBatch")
+        if not 1 <= len(Entries) <= 10:
+            raise client_error("AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "Maximum number of entries "
+                               "per request are 10.", "SendMessageBatch")
+        sent = [{"Id": e["Id"], "MessageId": queue.send(e["MessageBody"], int(e.get("DelaySeconds", 0)))}
+                for e in Entries]
+        return {"Successful": sent, "Failed": []}

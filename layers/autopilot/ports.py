@@ -91,6 +91,14 @@ class RestartQueuePort(Protocol):
     def send(self, body: dict[str, Any], delay_seconds: int, dedup_id: str) -> None: ...
 
 
+class ShardQueuePort(Protocol):
+    """The reconciler's fan-out queue: each message is one shard of a run (usecases/shards.py)."""
+
+    def send_batch(self, messages: list[tuple[dict[str, Any], int]]) -> None:
+        """Send (body, delay in seconds) messages, ten per SendMessageBatch; raise if any was not sent."""
+        ...
+
+
 @dataclass(kw_only=True)
 class DescribedTaskDefinition:
     """DescribeTaskDefinition's answer with include=['TAGS']: the task definition as AWS returned it."""
@@ -194,3 +202,4 @@ class Dependencies:
     clock: Callable[[], datetime] = field(default=utcnow)
     taskdefs: TaskDefinitionsPort | None = None  # derived revisions (rollouts, OOM right-sizing)
     sleep: Callable[[float], None] = field(default=real_sleep)  # back-off between retries (tests inject one)
+    shards: ShardQueuePort | None = None  # the reconciler's fan-out queue (only the reconciler has one)

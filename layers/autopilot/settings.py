@@ -23,6 +23,10 @@ class Settings:
     managed_clusters: list[str] = field(default_factory=list)
     account: str | None = None  # AUTOPILOT_ACCOUNT_ID (the template sets it): events from elsewhere are ignored
     region: str | None = None  # AUTOPILOT_REGION (the template sets it), else AWS_REGION
+    # The reconciler's fan-out (usecases/shards.py): above this many service policies, the scheduled run sends one
+    # SQS message per shard to this queue and the shards run in their own invocations.
+    reconcile_queue_url: str | None = None  # AUTOPILOT_RECONCILE_QUEUE_URL (the reconciler's environment)
+    reconcile_shard_size: int = 1000  # AUTOPILOT_RECONCILE_SHARD_SIZE
 
     def __post_init__(self) -> None:
         if not isinstance(self.table, str) or not self.table:
@@ -31,6 +35,9 @@ class Settings:
         if mode not in MODES:
             raise ValueError(f"mode: {self.mode!r} is not one of {', '.join(MODES)} (AUTOPILOT_MODE)")
         self.mode = cast(Mode, mode)
+        if not isinstance(self.reconcile_shard_size, int) or self.reconcile_shard_size < 1:
+            raise ValueError(f"reconcile_shard_size: {self.reconcile_shard_size!r} is not a positive whole number "
+                             "(AUTOPILOT_RECONCILE_SHARD_SIZE)")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -45,9 +52,20 @@ class Settings:
                 managed_clusters=clusters,
                 account=env.get("AUTOPILOT_ACCOUNT_ID") or None,
                 region=env.get("AUTOPILOT_REGION") or env.get("AWS_REGION") or None,
+                reconcile_queue_url=env.get("AUTOPILOT_RECONCILE_QUEUE_URL") or None,
+                reconcile_shard_size=_whole(env.get("AUTOPILOT_RECONCILE_SHARD_SIZE"), 1000),
             )
         except ValueError as exc:
             raise RuntimeError(f"invalid ecs-autopilot environment: {exc}") from None
+
+
+def _whole(text: str | None, default: int) -> int:
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number (AUTOPILOT_RECONCILE_SHARD_SIZE)") from None
 
 
 def admits(config: Settings, account: str | None, region: str | None) -> bool:

@@ -38,9 +38,14 @@ def build(config: Settings) -> AwsDependencies:
     store = StateTable(config.table)
     executor = Executor(ecs, notifier, restart_queue=SqsRestartQueue(config.restart_queue_url))
     executor.register("derive-revision", derive_revision_handler(ecs, taskdefs, ledger=store))
+    shards = None
+    if config.reconcile_queue_url:
+        from autopilot.aws.shard_queue import SqsShardQueue  # the reconciler only
+
+        shards = SqsShardQueue(config.reconcile_queue_url)
     return AwsDependencies(
         settings=config, store=store, ecs=ecs, notifier=notifier,
-        alarms=CloudWatchAlarms(), executor=executor, taskdefs=taskdefs,
+        alarms=CloudWatchAlarms(), executor=executor, taskdefs=taskdefs, shards=shards,
     )
 
 
