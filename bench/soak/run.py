@@ -121,7 +121,7 @@ class Soak:
         self.aws.services["dynamodb"] = self.table
         self.queue = Queue(self.world, QUEUE)
         self.world.queues[QUEUE] = self.queue
-        self.shard_queue = Queue(self.world, SHARD_QUEUE, visibility=130, max_receives=10**6)
+        self.shard_queue = Queue(self.world, SHARD_QUEUE, visibility=720, max_receives=5)
         self.world.queues[SHARD_QUEUE] = self.shard_queue
         self.faults_enabled = faults
         self.plant = plant

@@ -218,14 +218,15 @@ def test_no_sam_sqs_event_source(function: str) -> None:
     assert [n for n, e in events_of(function).items() if e["Type"] == "SQS"] == []
 
 
-def test_the_restarter_is_triggered_by_the_restart_queue() -> None:
-    assert [(f, q) for f, q, _ in sqs_sources()] == [("RestarterFunction", "RestartQueue")]
+def test_the_sqs_triggers_are_the_restart_queue_and_the_reconcilers_fan_out() -> None:
+    assert sorted((f, q) for f, q, _ in sqs_sources()) == [("ReconcilerFunction", "ReconcileShardQueue"),
+                                                          ("RestarterFunction", "RestartQueue")]
 
 
 @pytest.mark.parametrize(("function", "queue", "props"), sqs_sources())
 def test_sqs_triggers_report_partial_failures_and_redrive(function: str, queue: str, props: dict[str, Any]) -> None:
     assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
-    assert props.get("ScalingConfig", {}).get("MaximumConcurrency"), "bounded: RunTask has a rate limit"
+    assert props.get("ScalingConfig", {}).get("MaximumConcurrency"), "bounded: the ECS API has rate limits"
     queue_props = RESOURCES[queue]["Properties"]
     assert "RedrivePolicy" in queue_props, f"{queue}: the queue needs a dead-letter queue"
     timeout = prop(function, "Timeout") or 3
