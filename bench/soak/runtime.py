@@ -235,7 +235,8 @@ class Runtime:
         inv = holder["inv"]
         answer = holder.get("answer") if ok else None
         fanned = isinstance(answer, dict) and answer.get("status") == "fanned-out"
-        stale = isinstance(answer, dict) and any(s.get("status") == "ignored" for s in answer.get("shards", []))
+        stale = shard is not None and isinstance(answer, dict) and any(
+            s.get("status") == "ignored" for s in answer.get("shards") or [])
         kind = "stale" if stale else "shard" if shard else "fan-out" if fanned else "run"
         self.ledger.reconciler_runs.append(RunStats(
             calls=inv.calls, simulated=inv.elapsed, real=time.perf_counter() - started, ok=ok,
