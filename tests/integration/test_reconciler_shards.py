@@ -21,7 +21,8 @@ SERVICES = [f"svc-{i:02d}" for i in range(7)]
 def policy(service: str) -> ServicePolicy:
     return ServicePolicy.model_validate({
         "apiVersion": "autopilot/v1", "kind": "ServicePolicy", "metadata": {"cluster": "prod", "service": service},
-        "spec": {"scaling": {"minTasks": 2, "maxTasks": 10, "rules": [{"alarm": f"{service}-high", "exactCapacity": 5}]}}})
+        "spec": {"scaling": {"minTasks": 2, "maxTasks": 10,
+                             "rules": [{"alarm": f"{service}-high", "exactCapacity": 5}]}}})
 
 
 @pytest.fixture
