@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # types only: the models load with the use cases that need them
     from autopilot.models.actions import Action
     from autopilot.models.audit import AuditEntry
+    from autopilot.models.place import Place, Registration
     from autopilot.models.policy import ServicePolicy, TaskPolicy
     from autopilot.models.state import ServiceState, Snapshot
     from autopilot.settings import Settings
@@ -121,6 +122,15 @@ class StateStorePort(Protocol):
     def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None: ...
     def list_policies(self) -> list[ServicePolicy | TaskPolicy]: ...
     def policies_for_alarm(self, alarm: str) -> list[ServicePolicy]: ...
+
+    def names_place(self, place: Place) -> bool:
+        """Whether any stored policy names ``place`` (an account and region other than the hub's own)."""
+        ...
+
+    def registration(self) -> Registration:
+        """The members registered with the hub, and the role (and external id) it assumes there."""
+        ...
+
     def load_state(self, key: str) -> Snapshot: ...
     def load_states(self, keys: Iterable[str]) -> dict[str, Snapshot]: ...
 
@@ -161,7 +171,12 @@ def utcnow() -> datetime:
 
 @dataclass
 class Dependencies:
-    """What a use case works with: settings, the ports and the clock (built by ``autopilot.wiring``)."""
+    """What a use case works with: settings, the ports and the clock (built by ``autopilot.wiring``).
+
+    ``ecs``, ``alarms``, ``taskdefs`` and ``executor`` act in the hub's own account and region; ``at(place)``
+    gives the same bundle acting in a member's (issue 13). The store, the notifier and the clock are the hub's
+    wherever a service lives.
+    """
 
     settings: Settings
     store: StateStorePort
@@ -171,3 +186,13 @@ class Dependencies:
     executor: ExecutorPort
     clock: Callable[[], datetime] = field(default=utcnow)
     taskdefs: TaskDefinitionsPort | None = None  # derived revisions (rollouts, OOM right-sizing)
+    home: Place | None = None  # the hub's own account and region (None: unknown, every event counts as home)
+    places: Callable[[Place], Dependencies] | None = None  # the ports acting in a member place
+
+    def at(self, place: Place | None) -> Dependencies:
+        """The dependencies acting in ``place`` (None: the hub's own account and region)."""
+        if place is None or place == self.home:
+            return self
+        if self.places is None:
+            raise RuntimeError(f"no access to {place} configured: member places need the AWS wiring")
+        return self.places(place)

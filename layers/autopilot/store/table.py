@@ -10,6 +10,12 @@ Key design (PK / SK, plus an overloaded GSI1 for listings):
 | audit record      | AUDIT#c#s             | <iso time>#<id>       | AUDIT#<yyyy-mm-dd>| <iso time>#<id>   |
 | idempotency       | IDEMPOTENCY#<fn>      | <hash>  (Powertools)  |                   |                   |
 | demand forecast   | SVC#c#s               | FORECAST#<rule hash>  |                   |                   |
+| member registry   | HUB                   | MEMBERS               |                   |                   |
+
+Services and families of a member place (issue 13) have the place in their keys: ``SVC#<account>#<region>#c#s``
+(``AUDIT#<account>#<region>#c#s`` for their audit partition); the hub's own keep the keys above, so the state of a
+deployment from before places existed stays valid as it is. Alarm index entries stay ``ALARM#name``: the scaler
+keeps the entries whose policy is in the alarm's own place.
 
 An alarm index entry carries a copy of the policy, so an alarm event finds every policy naming it
 with one strongly consistent Query. State items carry a ``version``; every write is conditional on
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,6 +37,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from autopilot.models.audit import AuditEntry
+from autopilot.models.place import Place, Registration, key_prefix
 from autopilot.models.policy import Policy, ServicePolicy, TaskPolicy
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.models.state_budget import fit
@@ -38,6 +46,7 @@ from autopilot.ports import ConcurrentUpdate
 __all__ = ["AUDIT_TTL", "AuditEntry", "ConcurrentUpdate", "StateTable"]  # AuditEntry, ConcurrentUpdate: re-exported
 
 AUDIT_TTL = timedelta(days=90)
+REGISTRATION_TTL_SECONDS = 30.0  # how long a sandbox reuses the member registry it read
 
 
 @cache
@@ -94,6 +103,7 @@ class StateTable:
     def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
         self.name = table_name
         self._client = dynamodb_client
+        self._registration: tuple[float, Registration] | None = None
 
     @property
     def client(self) -> Any:
@@ -201,6 +211,48 @@ class StateTable:
         items = self._query(IndexName="GSI1", KeyConditionExpression="GSI1PK = :p",
                             ExpressionAttributeValues={":p": _s("POLICIES")})
         return [_policy_adapter().validate_json(item["doc"]["S"]) for item in items]
+
+    # ---------------------------------------------------------------- member registry (issue 13)
+    def registration(self) -> Registration:
+        """The members registered with the hub (written by the hub stack; none: a single-account deployment).
+
+        Read at most every REGISTRATION_TTL_SECONDS per sandbox, and only for events of another place than the
+        hub's own and by the reconciler: a deployment without members never reads it for its own events."""
+        now = time.monotonic()
+        if self._registration is not None and now - self._registration[0] < REGISTRATION_TTL_SECONDS:
+            return self._registration[1]
+        item = self.client.get_item(TableName=self.name, Key=self._key("HUB", "MEMBERS")).get("Item")
+        found = Registration()
+        if item:
+            doc = json.loads(item["doc"]["S"])
+            found = Registration(accounts=tuple(doc.get("accounts") or ()), regions=tuple(doc.get("regions") or ()),
+                                 role_name=doc.get("roleName") or Registration.role_name,
+                                 external_id=doc.get("externalId") or None)
+        self._registration = (now, found)
+        return found
+
+    def put_registration(self, registration: Registration, now: datetime) -> None:
+        doc = {"accounts": list(registration.accounts), "regions": list(registration.regions),
+               "roleName": registration.role_name, "externalId": registration.external_id}
+        self.client.put_item(TableName=self.name, Item={**self._key("HUB", "MEMBERS"), "doc": _s(json.dumps(doc)),
+                                                        "updatedAt": _s(now.isoformat())})
+        self._registration = None
+
+    def delete_registration(self) -> None:
+        self.client.delete_item(TableName=self.name, Key=self._key("HUB", "MEMBERS"))
+        self._registration = None
+
+    def names_place(self, place: Place) -> bool:
+        """Whether a stored policy names ``place``: one small Query of the policy listing per kind (GSI1 sort
+        keys start with the place), asked only for events from a place that is neither home nor a member."""
+        for kind in ("SVC", "TASK"):
+            response = self.client.query(
+                TableName=self.name, IndexName="GSI1", Limit=1, ProjectionExpression="PK",
+                KeyConditionExpression="GSI1PK = :p AND begins_with(GSI1SK, :s)",
+                ExpressionAttributeValues={":p": _s("POLICIES"), ":s": _s(key_prefix(kind, place))})
+            if response.get("Items"):
+                return True
+        return False
 
     def policies_for_alarm(self, alarm: str) -> list[ServicePolicy]:
         """Every service policy naming ``alarm``: one strongly consistent Query of the alarm index."""
@@ -313,18 +365,21 @@ class StateTable:
             self.client.put_item(TableName=self.name, Item=self._audit_item(entry))
 
     def history(self, *, cluster: str | None = None, service: str | None = None, since: datetime | None = None,
-                now: datetime | None = None, limit: int = 200) -> list[AuditEntry]:
-        """Audit entries, newest first. With cluster and service: that service's partition; else by day."""
+                now: datetime | None = None, limit: int = 200, place: Place | None = None,
+                where: Callable[[AuditEntry], bool] | None = None) -> list[AuditEntry]:
+        """Audit entries, newest first. With cluster and service: that service's partition (of ``place``, None:
+        the hub's own); else by day, keeping the entries ``where`` accepts (default: all)."""
         # Sort keys are UTC ISO strings: compare in UTC, whatever offset the caller's times carry (a naive
         # time is taken as UTC).
         now = _utc(now or datetime.now(UTC))
         since = _utc(since or now - timedelta(days=1))
         entries: list[AuditEntry] = []
         if cluster and service:
+            partition = f"{key_prefix('AUDIT', place)}{cluster}#{service}"
             items = self._query(KeyConditionExpression="PK = :p AND SK >= :s", ScanIndexForward=False,
-                                ExpressionAttributeValues={":p": _s(f"AUDIT#{cluster}#{service}"),
-                                                           ":s": _s(since.isoformat())})
+                                ExpressionAttributeValues={":p": _s(partition), ":s": _s(since.isoformat())})
             entries = [AuditEntry.model_validate_json(i["doc"]["S"]) for i in items]
+            entries = [e for e in entries if where is None or where(e)]
         else:
             day = now.date()
             while day >= since.date() and len(entries) < limit:
@@ -334,7 +389,7 @@ class StateTable:
                                                                ":s": _s(since.isoformat())})
                 for item in items:
                     entry = AuditEntry.model_validate_json(item["doc"]["S"])
-                    if cluster is None or entry.cluster_service[0] == cluster:
+                    if (cluster is None or entry.cluster_service[0] == cluster) and (where is None or where(entry)):
                         entries.append(entry)
                 day -= timedelta(days=1)
         entries.sort(key=lambda e: e.at, reverse=True)
