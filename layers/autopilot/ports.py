@@ -116,6 +116,26 @@ class ConcurrentUpdate(Exception):
     """Another invocation changed the state since it was read: reload and decide again."""
 
 
+class PolicyOwned(Exception):
+    """The policy is declared by someone else: a CloudFormation resource (``owner``), or the CLI (None)."""
+
+    def __init__(self, key: str, owner: str | None) -> None:
+        from autopilot.models.place import split_target
+
+        self.key, self.owner = key, owner
+        found = split_target(key)
+        name = key if found is None else f"{found[1]}/{found[2]}" + (f" in {found[0]}" if found[0] else "")
+        by = f"the CloudFormation resource {owner_label(owner)}" if owner else "autopilot apply (the CLI)"
+        super().__init__(f"the policy of {name} is declared by {by}: change or remove it there")
+
+
+def owner_label(owner: str) -> str:
+    """``stack-name/LogicalId`` of an owner ``arn:...:stack/NAME/ID#LogicalId``."""
+    stack, _, logical = owner.partition("#")
+    name = stack.split(":stack/", 1)[1].split("/", 1)[0] if ":stack/" in stack else stack
+    return f"{name}/{logical}" if logical else name
+
+
 class StateStorePort(Protocol):
     """The state table as the use cases see it: policies, per-service state (conditional writes), audit."""
 
@@ -147,6 +167,22 @@ class StateStorePort(Protocol):
 
     def save_forecast(self, key: str, rule: str, document: dict[str, Any], now: datetime,
                       keep: timedelta = ...) -> None: ...
+
+
+class PolicyStorePort(Protocol):
+    """What declares policies writes: the policy custom resource (the CLI uses the state table itself)."""
+
+    def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None: ...
+
+    def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = ...,
+                   audit: Callable[[dict[str, Any] | None], AuditEntry] | None = None,
+                   owner: str | None = None) -> str: ...
+
+    def delete_policy(self, key: str, audit: Callable[[dict[str, Any] | None], AuditEntry] | None = None,
+                      attempts: int = ..., owner: str | None = None) -> bool: ...
+
+    def put_registration(self, registration: Registration, now: datetime) -> None: ...
+    def delete_registration(self) -> None: ...
 
 
 class RunTaskFailed(RuntimeError):

@@ -18,7 +18,7 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import cached_property
 from itertools import pairwise
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeGuard
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeGuard, cast
 
 from pydantic import (
     BaseModel,
@@ -610,7 +610,7 @@ def family_key(cluster: str, family: str, place: Place | None = None) -> str:
     return f"{key_prefix('TASK', place)}{cluster}#{family}"
 
 
-def placed[P: (ServicePolicy, TaskPolicy)](policy: P, home: Place) -> P:
+def placed[P: ServicePolicy | TaskPolicy](policy: P, home: Place) -> P:
     """The policy as it is stored: its place filled in from ``home`` where it names only half of one, and left
     out where it is ``home`` itself, so a policy naming the hub's own account has the key of one naming none."""
     meta = policy.metadata
@@ -619,7 +619,7 @@ def placed[P: (ServicePolicy, TaskPolicy)](policy: P, home: Place) -> P:
     place = place_of(meta.account, meta.region, home)
     update = {"account": None, "region": None} if place == home else {"account": place.account,
                                                                       "region": place.region}
-    return policy.model_copy(update={"metadata": meta.model_copy(update=update)})
+    return cast(P, policy.model_copy(update={"metadata": meta.model_copy(update=update)}))
 
 
 MODE_RANK: dict[str, int] = {"enforce": 0, "dry-run": 1, "off": 2}

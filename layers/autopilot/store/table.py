@@ -41,9 +41,9 @@ from autopilot.models.place import Place, Registration, key_prefix
 from autopilot.models.policy import Policy, ServicePolicy, TaskPolicy
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.models.state_budget import fit
-from autopilot.ports import ConcurrentUpdate
+from autopilot.ports import ConcurrentUpdate, PolicyOwned
 
-__all__ = ["AUDIT_TTL", "AuditEntry", "ConcurrentUpdate", "StateTable"]  # AuditEntry, ConcurrentUpdate: re-exported
+__all__ = ["AUDIT_TTL", "AuditEntry", "ConcurrentUpdate", "PolicyOwned", "StateTable"]  # re-exports: ports, models
 
 AUDIT_TTL = timedelta(days=90)
 REGISTRATION_TTL_SECONDS = 30.0  # how long a sandbox reuses the member registry it read
@@ -90,6 +90,10 @@ def _forecast_sk(rule: str) -> str:
     return "FORECAST#" + hashlib.sha256(rule.encode()).hexdigest()[:24]
 
 
+def _owner(item: dict[str, Any]) -> str | None:
+    return item["owner"]["S"] if "owner" in item else None
+
+
 # Builds the audit entry of a policy change from the stored document it replaces (None: there was none), so
 # the entry describes exactly what the conditional write replaced, and lands in the same transaction.
 PolicyAudit = Callable[[dict[str, Any] | None], AuditEntry]
@@ -115,25 +119,30 @@ class StateTable:
 
     # ---------------------------------------------------------------- policies
     def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = 5,
-                   audit: PolicyAudit | None = None) -> str:
+                   audit: PolicyAudit | None = None, owner: str | None = None) -> str:
         """Store a policy and its alarm index entries in one transaction. Returns created|updated|unchanged.
 
         The policy write is conditional on the document that was read, so two concurrent applies cannot
         interleave and leave an alarm index entry of the older document behind (the loser retries).
         ``audit`` (given the replaced document) adds an audit record to the same transaction; an unchanged
-        policy writes nothing, so it records nothing.
+        policy writes nothing, so it records nothing. ``owner`` names who declares the policy when it is not the
+        CLI (a CloudFormation resource: ``stack id#logical id``); a policy of another owner is never replaced
+        (``PolicyOwned``): a stack's policy changes in its stack, a CLI-applied one with the CLI.
         """
         for _attempt in range(attempts):
             try:
-                return self._put_policy_once(policy, now, audit)
+                return self._put_policy_once(policy, now, audit, owner)
             except ConcurrentUpdate:
                 continue
         raise ConcurrentUpdate(f"{policy.key}: policy kept changing for {attempts} attempts")
 
-    def _put_policy_once(self, policy: ServicePolicy | TaskPolicy, now: datetime, audit: PolicyAudit | None) -> str:
+    def _put_policy_once(self, policy: ServicePolicy | TaskPolicy, now: datetime, audit: PolicyAudit | None,
+                         owner: str | None = None) -> str:
         document = policy.model_dump_json(exclude_none=True)
         current = self.client.get_item(TableName=self.name, Key=self._key(policy.key, "POLICY"), ConsistentRead=True)
         old_item = current.get("Item")
+        if old_item and _owner(old_item) != owner:
+            raise PolicyOwned(policy.key, _owner(old_item))
         if old_item and old_item["doc"]["S"] == document:
             return "unchanged"
         old_alarms = set(json.loads(old_item["alarms"]["S"])) if old_item and "alarms" in old_item else set()
@@ -141,7 +150,7 @@ class StateTable:
         put: dict[str, Any] = {"TableName": self.name, "Item": {
             **self._key(policy.key, "POLICY"), "GSI1PK": _s("POLICIES"), "GSI1SK": _s(policy.key),
             "kind": _s(policy.kind), "doc": _s(document), "alarms": _s(json.dumps(sorted(new_alarms))),
-            "updatedAt": _s(now.isoformat()),
+            "updatedAt": _s(now.isoformat()), **({"owner": _s(owner)} if owner else {}),
         }}
         if old_item:
             put["ConditionExpression"] = "doc = :old"
@@ -174,8 +183,16 @@ class StateTable:
         item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
         return _policy_adapter().validate_json(item["doc"]["S"]) if item else None
 
-    def delete_policy(self, key: str, audit: PolicyAudit | None = None, attempts: int = 5) -> bool:
-        """Remove a policy and its alarm index entries; False if there is none.
+    def policy_owner(self, key: str) -> str | None:
+        """Who declares the stored policy (None: applied with the CLI, or no policy)."""
+        item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True,
+                                    ProjectionExpression="#o", ExpressionAttributeNames={"#o": "owner"}).get("Item")
+        return _owner(item) if item else None
+
+    def delete_policy(self, key: str, audit: PolicyAudit | None = None, attempts: int = 5,
+                      owner: str | None = None) -> bool:
+        """Remove a policy and its alarm index entries; False if there is none. A policy of another ``owner``
+        (see ``put_policy``) is not deleted: ``PolicyOwned``.
 
         The delete is conditional on the document that was read (a concurrent apply makes it retry), so the
         alarm entries removed are that document's and ``audit`` (given it) records what was really deleted,
@@ -186,6 +203,8 @@ class StateTable:
                                         ConsistentRead=True).get("Item")
             if not item:
                 return False
+            if _owner(item) != owner:
+                raise PolicyOwned(key, _owner(item))
             alarms = json.loads(item["alarms"]["S"]) if "alarms" in item else []
             writes: list[dict[str, Any]] = [{"Delete": {
                 "TableName": self.name, "Key": self._key(key, "POLICY"),
