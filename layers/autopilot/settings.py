@@ -51,6 +51,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        # The hub's region is where the process runs (Lambda sets AWS_REGION), whatever ``env`` says besides.
+        region = (env or {}).get("AWS_REGION") or os.environ.get("AWS_REGION") or \
+            (env or {}).get("AWS_DEFAULT_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
         env = dict(os.environ if env is None else env)
         clusters = _list(env.get("AUTOPILOT_MANAGED_CLUSTERS"))
         try:
@@ -61,7 +64,7 @@ class Settings:
                 mode=cast(Mode, env.get("AUTOPILOT_MODE", "enforce")),
                 managed_clusters=clusters,
                 home_account=(env.get("AUTOPILOT_HOME_ACCOUNT") or "").strip() or None,
-                home_region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip() or None,
+                home_region=region.strip() or None,
             )
         except ValueError as exc:
             raise RuntimeError(f"invalid ecs-autopilot environment: {exc}") from None

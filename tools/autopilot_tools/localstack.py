@@ -61,8 +61,11 @@ class LocalStack:
     physical: dict[str, str] = field(default_factory=dict)  # logical id -> what !Ref returns
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)  # (logical id, attribute) -> value
     list_parameters: frozenset[str] = frozenset()  # CommaDelimitedList parameters: !Ref gives a list
+    pseudo: dict[str, str] = field(default_factory=dict)  # pseudo parameters of another account or region
 
     def ref(self, logical_id: str) -> str:
+        if logical_id in self.pseudo:
+            return self.pseudo[logical_id]
         if logical_id in PSEUDO_PARAMETERS:
             return self.stack_name if logical_id == "AWS::StackName" else PSEUDO_PARAMETERS[logical_id]
         if logical_id in self.parameters:
