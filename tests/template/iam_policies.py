@@ -130,6 +130,8 @@ class ResolvingStack(LocalStack):
                 stack.physical[logical] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
                 stack.attributes.update({(logical, "Arn"): f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
                                          (logical, "QueueName"): name})
+            elif kind == "AWS::Events::EventBus":
+                stack.attributes[(logical, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"
             elif kind == "AWS::Lambda::Function":
                 stack.attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
             elif kind in ("AWS::IAM::Role", "AWS::IAM::ManagedPolicy"):
