@@ -185,7 +185,7 @@ def test_the_forwarding_role_may_only_put_events_on_the_hub_bus() -> None:
     (f"arn:aws:iam::{ACCOUNT}:role/ecs-autopilot/ecs-autopilot/ecs-autopilot-HealerFunctionRole-Xy9", True),
     (f"arn:aws:iam::{ACCOUNT}:role/Admin", False),  # the hub account, not a function role of the hub
     (f"arn:aws:iam::{ACCOUNT}:role/ecs-autopilot/staging/staging-ScalerFunctionRole-AbC", False),  # another hub
-    (f"arn:aws:iam::444455556666:role/ecs-autopilot/ecs-autopilot/ecs-autopilot-ScalerFunctionRole-AbC", False),
+    ("arn:aws:iam::444455556666:role/ecs-autopilot/ecs-autopilot/ecs-autopilot-ScalerFunctionRole-AbC", False),
 ])
 def test_the_member_role_trusts_only_the_hubs_function_roles(principal: str, trusted: bool) -> None:
     role = MemberRole.at(MEMBER, "eu-west-1", PARAMETERS)
