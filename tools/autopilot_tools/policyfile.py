@@ -235,7 +235,8 @@ def _validate(file: str, document: _Document) -> tuple[AnyPolicy | None, list[Po
 # ------------------------------------------------------------------------------------ public API
 def _target(policy: AnyPolicy) -> str:
     name = policy.metadata.service if isinstance(policy, ServicePolicy) else policy.metadata.family
-    return f"{policy.metadata.cluster}/{name}"
+    place = policy.metadata.place  # a member's account and region (issue 13)
+    return f"{policy.metadata.cluster}/{name}" + (f" @ {place}" if place is not None else "")
 
 
 def describe(policy: AnyPolicy) -> str:
