@@ -3,11 +3,13 @@ get / history / pause / resume / delete take --account and --region, and a stack
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from autopilot.models.place import Place
 from autopilot.models.policy import ServicePolicy, service_key
 from autopilot.models.state import ServiceState
 from autopilot.store.table import AuditEntry
@@ -74,22 +76,21 @@ def test_the_hubs_account_named_or_not_is_one_target(cli: Run, deps: Any, tmp_pa
 
 def test_get_filters_by_account_and_region(cli: Run, applied: Any) -> None:
     assert cli("get", "--json") == 0
-    everything = {p["target"] for p in __import__("json").loads(cli.out)}
+    everything = {p["target"] for p in json.loads(cli.out)}
     assert len(everything) == 4
     assert cli("get", "--account", MEMBER, "--json") == 0
-    assert sorted(p["policy"]["metadata"].get("region") for p in __import__("json").loads(cli.out)) == [
+    assert sorted(p["policy"]["metadata"].get("region") for p in json.loads(cli.out)) == [
         "eu-west-1", "us-east-1"]
     assert cli("get", "--account", HOME_ACCOUNT, "--json") == 0
-    assert sorted(p["policy"]["metadata"]["service"] for p in __import__("json").loads(cli.out)) == ["db", "web"]
+    assert sorted(p["policy"]["metadata"]["service"] for p in json.loads(cli.out)) == ["db", "web"]
     assert cli("get", "--region", "eu-west-1", "--hub-region", "us-east-1", "--json") == 0
-    assert [p["policy"]["metadata"]["service"] for p in __import__("json").loads(cli.out)] == ["api"]
+    assert [p["policy"]["metadata"]["service"] for p in json.loads(cli.out)] == ["api"]
     assert cli("get", "--account", "222222222222") == 0
     assert cli.out.strip() == "no policies found matching the filters"
 
 
 def test_pause_and_resume_a_members_service(cli: Run, applied: Any) -> None:
-    key = service_key("prod", "api", __import__("autopilot.models.place", fromlist=["Place"]).Place(
-        MEMBER, "eu-west-1"))
+    key = service_key("prod", "api", Place(MEMBER, "eu-west-1"))
     assert cli("pause", "--cluster", "prod", "--service", "api", "--account", MEMBER, "--region", "eu-west-1",
                "--hub-region", "us-east-1", "--reason", "incident") == 0, cli.err
     assert cli.out.strip() == "paused ServicePolicy prod/api in 111111111111/eu-west-1 (incident)"
@@ -114,13 +115,13 @@ def test_history_filters_by_account_and_region(cli: Run, applied: Any, monkeypat
                                        outcome="ignored:foreign-account" if place else "scale-out", reason="r",
                                        place=place))
     assert cli("history", "--account", MEMBER, "--json") == 0
-    entries = __import__("json").loads(cli.out)
+    entries = json.loads(cli.out)
     assert {e["target"] for e in entries if e["source"] == "scaler"} == {"SVC#111111111111#eu-west-1#prod#api"}
     assert cli("history", "--account", "999999999999", "--json") == 0
-    assert [e["outcome"] for e in __import__("json").loads(cli.out)] == ["ignored:foreign-account"]
+    assert [e["outcome"] for e in json.loads(cli.out)] == ["ignored:foreign-account"]
     assert cli("history", "--cluster", "prod", "--service", "api", "--account", MEMBER, "--region", "eu-west-1",
                "--hub-region", "us-east-1", "--json") == 0
-    assert {e["target"] for e in __import__("json").loads(cli.out)} >= {"SVC#111111111111#eu-west-1#prod#api"}
+    assert {e["target"] for e in json.loads(cli.out)} >= {"SVC#111111111111#eu-west-1#prod#api"}
 
 
 def test_delete_a_members_policy_and_a_stacks_policy_stays_the_stacks(cli: Run, applied: Any) -> None:
