@@ -7,6 +7,7 @@ code raises or Lambda's timeout is near, so a stack never waits an hour for a re
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:  # for the annotation only: the module is not loaded at run ti
 
 # sleep_on_delete=0: crhelper would otherwise wait 2 minutes on every Delete for logs to flush.
 helper = CfnResource(json_logging=False, log_level="WARNING", boto_level="ERROR", sleep_on_delete=0)
+# crhelper logs every failure with a traceback; a refused policy is an answer, not an error: this module logs
+# refusals as warnings and anything unexpected with its traceback.
+logging.getLogger("crhelper").setLevel(logging.CRITICAL)
 
 
 def _request(event: dict[str, Any], _context: Any) -> str:
@@ -28,8 +32,12 @@ def _request(event: dict[str, Any], _context: Any) -> str:
     try:
         physical = handle(event, deps.store, deps.home, deps.clock(), own_stack=os.environ.get("AUTOPILOT_STACK_ID"))
     except ResourceFailed as exc:
-        logger.warning("custom resource failed", extra={"resource": event.get("LogicalResourceId"),
-                                                        "request": event.get("RequestType"), "reason": str(exc)})
+        logger.warning("custom resource refused", extra={"resource": event.get("LogicalResourceId"),
+                                                         "request": event.get("RequestType"), "reason": str(exc)})
+        raise
+    except Exception:  # answered FAILED by crhelper with the message; the traceback is for the logs
+        logger.exception("custom resource failed", extra={"resource": event.get("LogicalResourceId"),
+                                                          "request": event.get("RequestType")})
         raise
     logger.info("custom resource done", extra={"resource": event.get("LogicalResourceId"),
                                                "request": event.get("RequestType"), "physical": physical})

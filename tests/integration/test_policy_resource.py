@@ -98,7 +98,7 @@ def test_create_update_delete_apply_and_remove_the_policy(resource, cfn, deps):
     assert deps.store.policies_for_alarm("web-cpu-high") == []
     outcomes = [e.outcome for e in deps.store.history(cluster="prod", service="web", now=deps.clock())]
     assert sorted(outcomes) == ["policy:created", "policy:deleted", "policy:updated"]  # one clock: one time
-    assert {e.source for e in deps.store.history(now=deps.clock())} == {"cloudformation"}
+    assert {e.source for e in deps.store.history(now=deps.clock())} == {"stack"}
 
 
 def test_cloudformations_retries_are_idempotent(resource, cfn, deps):

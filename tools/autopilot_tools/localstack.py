@@ -66,6 +66,9 @@ class LocalStack:
     def ref(self, logical_id: str) -> str:
         if logical_id in self.pseudo:
             return self.pseudo[logical_id]
+        if logical_id == "AWS::StackId":
+            return (f"arn:aws:cloudformation:{self.ref('AWS::Region')}:{self.ref('AWS::AccountId')}:stack/"
+                    f"{self.stack_name}/local")
         if logical_id in PSEUDO_PARAMETERS:
             return self.stack_name if logical_id == "AWS::StackName" else PSEUDO_PARAMETERS[logical_id]
         if logical_id in self.parameters:

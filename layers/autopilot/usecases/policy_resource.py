@@ -131,7 +131,7 @@ def _entry(now: datetime, key: str, outcome: str, event: dict[str, Any], why: st
     mode = str(((properties.get("spec") or {}) if isinstance(properties.get("spec"), dict) else {}).get("mode")
                or "enforce")
     return AuditEntry(at=now, target=key, event_id=f"cfn-{str(event.get('RequestId') or uuid.uuid4().hex)[:36]}",
-                      source="cloudformation", trigger=f"{event.get('ResourceType')} {event.get('RequestType')}",
+                      source="stack", trigger=f"{event.get('ResourceType')} {event.get('RequestType')}",
                       outcome=outcome, reason=why, mode=mode if mode in ("enforce", "dry-run", "off") else "enforce",
                       actor=owner_of(event), changes=[_cut(json.dumps(properties, default=str), 2000)])
 
