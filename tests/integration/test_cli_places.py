@@ -138,3 +138,15 @@ def test_delete_a_members_policy_and_a_stacks_policy_stays_the_stacks(cli: Run, 
                                "team-web/WebPolicy: change or remove it there")
     applied.store.save_state("SVC#prod#web", ServiceState(), 0)
     assert applied.store.get_policy("SVC#prod#web") is not None
+
+
+def test_apply_refuses_a_policy_a_stack_declares(cli: Run, deps: Any, tmp_path: Path) -> None:
+    owner = "arn:aws:cloudformation:us-east-1:123456789012:stack/team-web/guid#WebPolicy"
+    deps.store.put_policy(ServicePolicy.model_validate({
+        "apiVersion": "autopilot/v1", "kind": "ServicePolicy", "metadata": {"cluster": "prod", "service": "web"},
+        "spec": {}}), deps.clock(), owner=owner)
+    path = tmp_path / "web.yaml"
+    path.write_text(policy("web"))
+    assert cli("apply", path) == 1
+    assert "declared by the CloudFormation resource team-web/WebPolicy: change or remove it there" in cli.err
+    assert deps.store.policy_owner("SVC#prod#web") == owner
