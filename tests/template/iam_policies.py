@@ -45,6 +45,7 @@ SCOPABLE_ACTIONS = sorted({
     "sns:Publish", "sqs:SendMessage", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility",
     "sqs:PurgeQueue", "lambda:InvokeFunction", "iam:PassRole", "events:PutEvents", "cloudwatch:SetAlarmState",
     "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "logs:PutLogEvents", "logs:CreateLogStream",
+    "sts:AssumeRole",
 })
 
 # The AWS managed policies SAM attaches on its own (content as published by AWS). They are trusted for

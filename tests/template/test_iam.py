@@ -51,6 +51,7 @@ MEMBER_PARAMETERS = {"HubAccountId": ACCOUNT, "HubStackName": "ecs-autopilot", "
 PARAMETER_SETS = {
     "defaults": {"ManagedClusters": "prod,batch"},
     "pass-roles": {"ManagedClusters": "prod,batch", "PassRoleArns": f"arn:aws:iam::{ACCOUNT}:role/app-*"},
+    "members": {"ManagedClusters": "prod,batch", "MemberAccounts": "111111111111", "OrganizationId": "o-a1b2c3d4e5"},
 }
 
 
@@ -191,9 +192,21 @@ def test_recorded_calls_are_allowed(function: str) -> None:
         f"(from {', '.join(row['operations'])}; e.g. {row['tests'][:1]})"
         + (f" as {row['principal']}" if row.get("principal") else "")
         for row in rows
-        if not allows(_statements(policy, row), row["action"], row["resource"], row["context"])
+        if not allows(_statements(policy, row), row["action"], row["resource"], _context(row))
     ]
     assert denied == [], f"{function}'s IAM policy does not allow calls it makes:\n  " + "\n  ".join(denied)
+
+
+def _context(row: dict[str, Any]) -> dict[str, str]:
+    """A recorded call's condition keys, and what IAM knows besides: a role outside MemberAccounts that the
+    functions assumed (a place only a policy names, tests/integration/test_members.py) is in the organisation of
+    TEST_PARAMETERS, the only way a hub may reach it."""
+    context = dict(row["context"])
+    if row["action"] == "sts:AssumeRole" and row["resource"]:
+        account = str(row["resource"]).split(":")[4]
+        if account not in TEST_PARAMETERS["MemberAccounts"].split(","):
+            context["aws:ResourceOrgID"] = TEST_PARAMETERS["OrganizationId"]
+    return context
 
 
 def _statements(policy: FunctionPolicy, row: dict[str, Any]) -> list[dict[str, Any]]:
