@@ -136,12 +136,12 @@ def test_the_same_transition_in_two_accounts_is_two_events(hub, scaler, lambda_c
     for place in (A, B):
         estate(place)
         hub.store.put_policy(policy(place), hub.clock())
-    for place in (A, B):
-        result = scaler.lambda_handler(alarm_event(place, "same-id"), lambda_context)
+    results = {place: scaler.lambda_handler(alarm_event(place, "same-id"), lambda_context) for place in (A, B)}
+    for place, result in results.items():
         assert outcome(result) == [(service_key("prod", "web", place), "scale-out")]
     assert [web(p)["desiredCount"] for p in (A, B)] == [4, 4]
-    again = scaler.lambda_handler(alarm_event(A, "same-id"), lambda_context)  # a redelivery: the stored result
-    assert again == result | {"outcomes": again["outcomes"]} and web(A)["desiredCount"] == 4
+    again = scaler.lambda_handler(alarm_event(A, "same-id"), lambda_context)  # a redelivery: A's stored result
+    assert again == results[A] and web(A)["desiredCount"] == 4
 
 
 def test_a_foreign_accounts_alarm_never_acts(hub, scaler, lambda_context):
