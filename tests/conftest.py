@@ -37,6 +37,26 @@ def sample(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
+HOME_ACCOUNT, HOME_REGION = "123456789012", "us-east-1"  # moto's account: the test deployment's own place
+
+
+def at_home(event: dict[str, Any]) -> dict[str, Any]:
+    """A published sample moved to the test deployment's account and region (issue 13: events of any other
+    place are ignored as ignored:foreign-account), everything else as published."""
+    out = copy.deepcopy(event)
+    if "alarmData" in out:  # the direct alarm-action payload
+        old = (str(out.get("accountId", "")), str(out.get("region", "")))
+        out["accountId"], out["region"] = HOME_ACCOUNT, HOME_REGION
+        arn = str(out.get("alarmArn", "")).split(":")
+        if len(arn) > 5:
+            arn[3], arn[4] = HOME_REGION, HOME_ACCOUNT
+            out["alarmArn"] = ":".join(arn)
+        assert old != ("", ""), "not an alarm-action payload"
+    else:
+        out["account"], out["region"] = HOME_ACCOUNT, HOME_REGION
+    return out
+
+
 def variant(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """A copy of a published event with dotted-path fields changed: variant(e, **{"detail.state.value": "OK"})."""
     out = copy.deepcopy(event)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from autopilot.idempotency import run_once
 from autopilot.observability import logger, metrics
 from autopilot.snapstart import prepare_snapshot
+from autopilot.usecases.places import idempotency_scope
 from autopilot.usecases.scale import handle_alarm_event
 from autopilot.wiring import dependencies
 
@@ -25,5 +26,7 @@ EVENT_KEY = "[detail.alarmName, detail.state.value, detail.state.timestamp, " \
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
-    return run_once(lambda e: handle_alarm_event(e, deps), event, table=deps.settings.table, function="scaler",
-                    key_jmespath=EVENT_KEY, context=context)
+    # A member's events have idempotency records of their own (issue 13); the hub's own keep theirs as they were.
+    scope = idempotency_scope(event, deps.home)
+    return run_once(lambda e: handle_alarm_event(e, deps), event, table=deps.settings.table,
+                    function="scaler" + scope, key_jmespath=EVENT_KEY, context=context)

@@ -1,6 +1,11 @@
 """Environment configuration, validated once at handler entry (a bad deploy fails loudly and early).
 
-A plain dataclass: five environment variables need no pydantic, and a function's start need not load it.
+A plain dataclass: a few environment variables need no pydantic, and a function's start need not load it.
+
+Places (issue 13): the hub's own account comes from ``AUTOPILOT_HOME_ACCOUNT`` (the template sets it) and its
+region from ``AWS_REGION`` (Lambda sets it); neither ever changes for a stack. The members registered with the
+hub are not environment variables (a parameter change would not reach the functions' published versions): the
+stack writes them to the state table (``StateTable.registration``).
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, cast
+
+from autopilot.models.place import Place
 
 Mode = Literal["enforce", "dry-run", "off"]
 MODES: tuple[Mode, ...] = ("enforce", "dry-run", "off")
@@ -21,6 +28,8 @@ class Settings:
     restart_queue_url: str | None = None
     mode: Mode = "enforce"
     managed_clusters: list[str] = field(default_factory=list)
+    home_account: str | None = None  # None: not configured (every event then counts as the hub's own)
+    home_region: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.table, str) or not self.table:
@@ -29,11 +38,24 @@ class Settings:
         if mode not in MODES:
             raise ValueError(f"mode: {self.mode!r} is not one of {', '.join(MODES)} (AUTOPILOT_MODE)")
         self.mode = cast(Mode, mode)
+        if self.home_account is not None and not Place(self.home_account, "us-east-1").valid:
+            raise ValueError(f"home account {self.home_account!r} is not a 12-digit AWS account id "
+                             "(AUTOPILOT_HOME_ACCOUNT)")
+
+    @property
+    def home(self) -> Place | None:
+        """The hub's own account and region; None while either is unknown."""
+        if not self.home_account or not self.home_region:
+            return None
+        return Place(self.home_account, self.home_region)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        # The hub's region is where the process runs (Lambda sets AWS_REGION), whatever ``env`` says besides.
+        region = (env or {}).get("AWS_REGION") or os.environ.get("AWS_REGION") or \
+            (env or {}).get("AWS_DEFAULT_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
         env = dict(os.environ if env is None else env)
-        clusters = [c.strip() for c in env.get("AUTOPILOT_MANAGED_CLUSTERS", "").split(",") if c.strip()]
+        clusters = _list(env.get("AUTOPILOT_MANAGED_CLUSTERS"))
         try:
             return cls(
                 table=env.get("AUTOPILOT_TABLE", ""),
@@ -41,9 +63,15 @@ class Settings:
                 restart_queue_url=env.get("AUTOPILOT_RESTART_QUEUE_URL") or None,
                 mode=cast(Mode, env.get("AUTOPILOT_MODE", "enforce")),
                 managed_clusters=clusters,
+                home_account=(env.get("AUTOPILOT_HOME_ACCOUNT") or "").strip() or None,
+                home_region=region.strip() or None,
             )
         except ValueError as exc:
             raise RuntimeError(f"invalid ecs-autopilot environment: {exc}") from None
+
+
+def _list(raw: str | None) -> list[str]:
+    return [item.strip() for item in (raw or "").split(",") if item.strip()]
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from autopilot.aws.clients import client
 from autopilot.models.policy import ServicePolicy
 from autopilot.models.state import ServiceState
-from tests.conftest import load_handler, published, variant
+from tests.conftest import at_home, load_handler, published, variant
 
 POLICY: dict[str, Any] = {
     "apiVersion": "autopilot/v1", "kind": "ServicePolicy",
@@ -76,7 +76,7 @@ def outcomes(deps) -> list[str]:
     ],
 )
 def test_published_samples(service, scaler, lambda_context, sample, expected_desired, expected_outcome):
-    result = scaler.lambda_handler(published(sample), lambda_context)
+    result = scaler.lambda_handler(at_home(published(sample)), lambda_context)
     assert result["outcomes"][0]["outcome"] == expected_outcome, result
     assert desired() == expected_desired
     assert outcomes(service) == [expected_outcome]
@@ -185,7 +185,7 @@ def test_same_transition_via_eventbridge_and_alarm_action_applies_once(service):
     from autopilot.usecases.scale import handle_alarm_event
 
     eb = published("cloudwatch-alarm-state-change-single-metric.json")
-    direct = published("cloudwatch-alarm-lambda-action-payload-metric-alarm.json")
+    direct = at_home(published("cloudwatch-alarm-lambda-action-payload-metric-alarm.json"))
     direct = variant(direct, **{"alarmData.alarmName": "ServerCpuTooHigh",
                                 "alarmData.state.timestamp": eb["detail"]["state"]["timestamp"],
                                 "alarmData.state.reasonData": eb["detail"]["state"]["reasonData"]})

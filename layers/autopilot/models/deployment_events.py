@@ -82,6 +82,8 @@ class DeploymentChange(BaseModel):
     updated_at: datetime
     reason: str | None
     service: ServiceRef
+    account: str | None = None  # where the service lives (None: not said, the hub's own)
+    region: str | None = None
 
     @property
     def known(self) -> bool:
@@ -120,4 +122,6 @@ def parse_deployment_event(event: object) -> DeploymentChange:
         updated_at=updated_at,
         reason=(parsed.detail.reason or None) and parsed.detail.reason[:1024],
         service=parse_service_arn(parsed.resources[0]),
+        account=parsed.account or None,
+        region=parsed.region or None,
     )

@@ -42,6 +42,8 @@ class EventBridgeAlarmEvent(_Loose):
     id: str
     detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
     source: Literal["aws.cloudwatch"]
+    account: str | None = None  # set by EventBridge: the account and region the alarm lives in
+    region: str | None = None
     time: str
     detail: AlarmDetail
 
@@ -49,6 +51,8 @@ class EventBridgeAlarmEvent(_Loose):
 class DirectAlarmEvent(_Loose):
     source: Literal["aws.cloudwatch"]
     alarmArn: str
+    accountId: str | None = None
+    region: str | None = None
     time: str
     alarmData: AlarmDetail
 
@@ -65,6 +69,8 @@ class AlarmChange(BaseModel):
     datapoint: float | None = None
     threshold: float | None = None
     form: Literal["eventbridge", "alarm-action", "reconciler"] = "eventbridge"
+    account: str | None = None  # where the alarm lives (None: not said, the hub's own)
+    region: str | None = None
 
     @property
     def event_key(self) -> str:
@@ -113,10 +119,14 @@ def parse_alarm_event(event: Any) -> AlarmChange:
         if "detail-type" in event:
             eb = EventBridgeAlarmEvent.model_validate(event)
             detail, event_id, form = eb.detail, eb.id, "eventbridge"
+            account, region = eb.account, eb.region
         elif "alarmData" in event:
             direct = DirectAlarmEvent.model_validate(event)
             detail, form = direct.alarmData, "alarm-action"
             event_id = f"{direct.alarmArn}@{detail.state.timestamp}"
+            arn = direct.alarmArn.split(":")  # arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME
+            account = direct.accountId or (arn[4] if len(arn) > 5 and arn[4] else None)
+            region = direct.region or (arn[3] if len(arn) > 5 and arn[3] else None)
         else:
             raise InvalidEvent("neither an EventBridge alarm event nor an alarm-action payload")
     except ValidationError as exc:
@@ -131,6 +141,8 @@ def parse_alarm_event(event: Any) -> AlarmChange:
         datapoint=datapoint,
         threshold=threshold,
         form=form,  # type: ignore[arg-type]
+        account=account or None,
+        region=region or None,
     )
 
 

@@ -75,6 +75,8 @@ class RawTaskEvent(_Loose):
     id: str = Field(min_length=1)
     detail_type: Literal["ECS Task State Change"] = Field(alias="detail-type")
     source: Literal["aws.ecs"]
+    account: str | None = None  # set by EventBridge: where the task ran
+    region: str | None = None
     time: str
     detail: RawTaskDetail
 
@@ -92,6 +94,8 @@ class RawServiceActionEvent(_Loose):
     id: str = Field(min_length=1)
     detail_type: Literal["ECS Service Action"] = Field(alias="detail-type")
     source: Literal["aws.ecs"]
+    account: str | None = None
+    region: str | None = None
     time: str
     resources: list[str] = Field(default_factory=list)
     detail: RawServiceActionDetail
@@ -134,6 +138,8 @@ class TaskStop(BaseModel):
     cpu: str | None = None
     memory: str | None = None
     enable_execute_command: bool = False
+    account: str | None = None  # where the task ran (None: not said, the hub's own)
+    region: str | None = None
 
     @property
     def task_id(self) -> str:
@@ -184,6 +190,8 @@ class ServiceAction(BaseModel):
     event_type: str | None = None
     reason: str | None = None
     capacity_providers: tuple[str, ...] = ()  # names, from capacityProviderArns
+    account: str | None = None
+    region: str | None = None
 
     @property
     def event_key(self) -> str:
@@ -239,6 +247,7 @@ def parse_task_event(event: dict[str, Any]) -> TaskStop:
         stopped_at=aware_time(detail.stoppedAt or detail.executionStoppedAt),
         version=detail.version, cpu=detail.cpu, memory=detail.memory,
         enable_execute_command=bool(detail.enableExecuteCommand),
+        account=raw.account or None, region=raw.region or None,
     )
 
 
@@ -257,7 +266,7 @@ def parse_service_action(event: dict[str, Any]) -> ServiceAction:
         event_id=raw.id, time=event_time, cluster=arn_name(raw.detail.clusterArn, "cluster"),
         cluster_arn=raw.detail.clusterArn, service=arn_name(raw.resources[0], "service"),
         event_name=raw.detail.eventName, event_type=raw.detail.eventType, reason=raw.detail.reason,
-        capacity_providers=providers,
+        capacity_providers=providers, account=raw.account or None, region=raw.region or None,
     )
 
 

@@ -5,19 +5,28 @@ every minute; so must we. Each run: one DescribeAlarms call per 100 rule alarms,
 for the latest value of the alarms in ALARM, one DescribeServices per 10 services of a cluster, then
 every rule whose alarm is still in ALARM goes through the same decision as the scaler (cooldowns
 decide whether it acts). Desired counts that drifted outside [minTasks, maxTasks] are brought back.
+
+Places (issue 13): the policies are grouped by the account and region they name; each place is reconciled
+with the ports acting there, on a thread of its own when there are several, so a member whose role cannot be
+assumed, whose API throttles or whose region does not answer delays no other place's decisions. A place
+that failed is logged, counted (``PlaceFailed``) and, once every other place is done, fails the invocation
+(the ReconcilerFunction errors alarm); the next run tries it again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from autopilot.decide.scaling import decide_bounds
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
 from autopilot.models.events import AlarmChange, InvalidEvent, parse_reason_data
+from autopilot.models.place import Place
 from autopilot.models.policy import ServicePolicy
 from autopilot.models.state import ServiceState, Snapshot
+from autopilot.observability import MetricUnit, logger, metrics
 from autopilot.ports import AlarmView, Dependencies, ServiceView
 from autopilot.usecases.observe import count_outcomes
 from autopilot.usecases.rollbacks import reconcile_rollbacks
@@ -38,16 +47,73 @@ HOOKS: tuple[ReconcileHook, ...] = (
 )
 
 
+MAX_PLACES_IN_PARALLEL = 8
+
+
+class PlacesFailed(RuntimeError):
+    """Some places could not be reconciled (the others were); the invocation fails so the errors alarm fires."""
+
+
 def reconcile(deps: Dependencies, event_id: str = "reconcile", hooks: tuple[ReconcileHook, ...] = HOOKS,
               ) -> dict[str, Any]:
     ctx = context(deps, source="reconciler", event_id=event_id)
     policies = [p for p in deps.store.list_policies() if isinstance(p, ServicePolicy)]
+    groups: dict[Place | None, list[ServicePolicy]] = {}
+    for policy in policies:
+        groups.setdefault(policy.metadata.place, []).append(policy)
+    if len(groups) <= 1:  # one place (a single-account deployment): as before places existed, no thread
+        place = next(iter(groups), None)
+        entries = reconcile_place(context_at(ctx, deps, place), deps.at(place), groups.get(place, []), hooks)
+        failed: dict[str, BaseException] = {}
+    else:
+        entries, failed = _in_parallel(ctx, deps, groups, hooks)
+    count_outcomes(entries, ctx.started)
+    result = {"status": "ok", "policies": len(policies),
+              "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
+    if failed:
+        first = next(iter(failed.values()))
+        raise PlacesFailed(f"{len(failed)} of {len(groups)} places could not be reconciled "
+                           f"({', '.join(failed)}); the others were: {type(first).__name__}: {first}"[:1000])
+    return result
+
+
+def context_at(ctx: Context, deps: Dependencies, place: Place | None) -> Context:
+    """The run's context for one place: its own executor (acting there), the run's time and event id."""
+    placed = context(deps.at(place), source=ctx.source, event_id=ctx.event_id)
+    placed.now, placed.started = ctx.now, ctx.started
+    placed.place = str(place) if place is not None else None
+    return placed
+
+
+def reconcile_place(ctx: Context, deps: Dependencies, policies: list[ServicePolicy],
+                    hooks: tuple[ReconcileHook, ...] = HOOKS) -> list[AuditEntry]:
+    """Everything the reconciler does for the policies of one place, with ports acting there."""
     entries = reconcile_scaling(ctx, deps, [p for p in policies if p.spec.scaling is not None])
     for hook in hooks:
         entries += hook(ctx, deps, policies)
-    count_outcomes(entries, ctx.started)
-    return {"status": "ok", "policies": len(policies),
-            "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
+    return entries
+
+
+def _in_parallel(ctx: Context, deps: Dependencies, groups: dict[Place | None, list[ServicePolicy]],
+                 hooks: tuple[ReconcileHook, ...]) -> tuple[list[AuditEntry], dict[str, BaseException]]:
+    def run(place: Place | None) -> list[AuditEntry]:
+        return reconcile_place(context_at(ctx, deps, place), deps.at(place), groups[place], hooks)
+
+    entries: list[AuditEntry] = []
+    failed: dict[str, BaseException] = {}
+    ordered = sorted(groups, key=lambda p: (p is not None, p or Place("", "")))  # the hub's own first
+    with ThreadPoolExecutor(max_workers=min(MAX_PLACES_IN_PARALLEL, len(ordered)),
+                            thread_name_prefix="reconcile") as pool:
+        futures = {place: pool.submit(run, place) for place in ordered}
+        for place, future in futures.items():
+            label = "home" if place is None else str(place)
+            try:
+                entries += future.result()
+            except Exception as exc:  # this place only: the others' decisions stand
+                logger.exception("a place could not be reconciled", extra={"place": label})
+                metrics.add_metric(name="PlaceFailed", unit=MetricUnit.Count, value=1)
+                failed[label] = exc
+    return entries, failed
 
 
 def reconcile_scaling(ctx: Context, deps: Dependencies, policies: list[ServicePolicy]) -> list[AuditEntry]:

@@ -26,12 +26,14 @@ from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
 from autopilot.models.events import InvalidEvent
 from autopilot.models.healing_state import RestartMessage, RestartState
+from autopilot.models.place import Place
 from autopilot.models.policy import TaskPolicy, family_key
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.models.validation import first_error
 from autopilot.observability import logger
 from autopilot.ports import Dependencies, RunTaskFailed
 from autopilot.usecases.observe import count_outcomes
+from autopilot.usecases.places import enter
 from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 
 
@@ -50,7 +52,8 @@ def handle_restart_message(body: str, deps: Dependencies, message_id: str = "-")
     if isinstance(opened, Rejected):
         return opened.response
     ctx, message = opened
-    entries = run_restart(ctx, message)
+    entered = enter(ctx, deps, message.account, message.region, _trigger(message))
+    entries = [entered] if isinstance(entered, AuditEntry) else run_restart(ctx, message)
     count_outcomes(entries, ctx.started)
     for entry in entries:
         logger.info("decided", extra={"target": entry.target, "outcome": entry.outcome, "reason": entry.reason[:300]})
@@ -63,9 +66,15 @@ def _restarts(decided: tuple[Decision, RestartState], snap: Snapshot) -> tuple[D
     return decision, snap.state.model_copy(update={"restarts": restarts})
 
 
+def _trigger(message: RestartMessage) -> str:
+    return f"restart #{message.sequence} of {message.cluster}/{message.family} due"
+
+
 def run_restart(ctx: Context, message: RestartMessage) -> list[AuditEntry]:
-    key = family_key(message.cluster, message.family)
-    trigger = f"restart #{message.sequence} of {message.cluster}/{message.family} due"
+    """Run a due restart (``ctx`` entered the message's place: ``usecases.places.enter``)."""
+    place = Place(message.account, message.region) if message.account and message.region else None
+    key = family_key(message.cluster, message.family, place)
+    trigger = _trigger(message)
     policy = ctx.store.get_policy(key)
     if not isinstance(policy, TaskPolicy):
         return [record(ctx, target=key, trigger=trigger, outcome="ignored:no-policy",

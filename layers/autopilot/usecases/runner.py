@@ -40,6 +40,7 @@ class Context:
     source: str  # the function deciding: scaler, reconciler, ...
     event_id: str
     started: float = field(default_factory=time.perf_counter)  # for the DecisionLatency metric
+    place: str | None = None  # "account/region" when the event is a member's (usecases.places.enter)
 
 
 def context(deps: Dependencies, *, source: str, event_id: str) -> Context:
@@ -184,11 +185,13 @@ def _entry(ctx: Context, key: str, trigger: str, decision: Decision, mode: str) 
         reason=decision.reason,
         mode=mode,
         actions=[a.model_dump(mode="json") for a in decision.actions],
+        place=ctx.place,
     )
 
 
 def record(
-    ctx: Context, *, target: str, trigger: str, outcome: str, reason: str, error: str | None = None
+    ctx: Context, *, target: str, trigger: str, outcome: str, reason: str, error: str | None = None,
+    place: object | None = None,
 ) -> AuditEntry:
     """Audit something that concerned no managed service (ignored or rejected events)."""
     entry = AuditEntry(
@@ -201,6 +204,7 @@ def record(
         reason=reason,
         mode=ctx.global_mode,
         error=error,
+        place=str(place) if place is not None else ctx.place,
     )
     ctx.store.audit(entry)
     return entry
