@@ -172,7 +172,7 @@ deploy: build  ## sam deploy with samconfig.toml (needs AWS credentials; first t
 # ------------------------------------------------------------------------------------ lint, bench
 lint: $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP)  ## ruff, mypy, import boundaries, cfn-lint, sam validate --lint, bandit, checkov
 	@$(MAKE) --keep-going ruff mypy imports VENV=$(VENV)
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml templates/member-account.yaml
 	$(SAM) validate --lint --template template.yaml
 	@$(MAKE) bandit checkov
 
@@ -181,7 +181,7 @@ bandit: $(STAMP)
 
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --config-file .checkov.yaml \
-		-f template.yaml $(CHECKOV_SOFT_FAIL)
+		-f template.yaml -f templates/member-account.yaml $(CHECKOV_SOFT_FAIL)
 
 # The soak (bench/soak): 500 services in 5 clusters and 50 standalone families for 24 simulated hours, faults on
 # every call, invariants checked as it goes (exit 1 on a violation); then the reconciler's run at 1,000 and 5,000

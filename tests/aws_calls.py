@@ -61,9 +61,10 @@ class Call:
     origin: str = "aws"  # idempotency | audit | state | aws
     test: str | None = None  # the test that was running
     seq: int = 0  # one number per API call (a call can need several IAM actions)
+    principal: str | None = None  # the role the call was made as, when not the function's own (a member role)
 
     def key(self) -> tuple[Any, ...]:
-        return (self.function, self.action, self.resource, self.context)
+        return (self.function, self.action, self.resource, self.context, self.principal)
 
 
 @dataclass
@@ -105,7 +106,7 @@ class Recorder:
                 rows = out.setdefault(c.function, {})
                 row = rows.setdefault(c.key(), {
                     "service": c.service, "operations": set(), "action": c.action, "resource": c.resource,
-                    "context": dict(c.context), "count": 0, "tests": set()})
+                    "context": dict(c.context), "count": 0, "tests": set(), "principal": c.principal})
                 row["operations"].add(c.operation)
                 row["count"] += 1
                 if c.test:
@@ -114,7 +115,8 @@ class Recorder:
                 for fn, remote_rows in summary.items():
                     rows = out.setdefault(fn, {})
                     for r in remote_rows:
-                        key = (fn, r["action"], r["resource"], tuple(sorted(r["context"].items())))
+                        key = (fn, r["action"], r["resource"], tuple(sorted(r["context"].items())),
+                               r.get("principal"))
                         row = rows.setdefault(key, {**r, "operations": set(), "count": 0, "tests": set()})
                         row["operations"].update(r["operations"])
                         row["count"] += r["count"]
@@ -184,6 +186,8 @@ def _attribute(frame: Any) -> tuple[str | None, str]:
         if function is not None and origin is not None:
             break
         frame = frame.f_back
+    if function is None:  # a thread a handler started (the reconciler's places): the handler's
+        function = getattr(threading.current_thread(), "_aws_calls_function", None)
     return function, origin or "aws"
 
 
@@ -204,8 +208,8 @@ NO_RESOURCE_LEVEL = {
 }
 
 
-def _ecs_arn(region: str, kind: str, rest: str) -> str:
-    return f"arn:aws:ecs:{region}:{DEFAULT_ACCOUNT}:{kind}/{rest}"
+def _ecs_arn(region: str, kind: str, rest: str, account: str = DEFAULT_ACCOUNT) -> str:
+    return f"arn:aws:ecs:{region}:{account}:{kind}/{rest}"
 
 
 def _cluster_name(cluster: str | None) -> str:
@@ -213,30 +217,31 @@ def _cluster_name(cluster: str | None) -> str:
     return cluster.split("cluster/", 1)[1] if cluster.startswith("arn:") else cluster
 
 
-def _task_definition_arn(region: str, value: str) -> str:
+def _task_definition_arn(region: str, value: str, account: str = DEFAULT_ACCOUNT) -> str:
     if value.startswith("arn:"):
         return value
-    return _ecs_arn(region, "task-definition", value if ":" in value else f"{value}:*")
+    return _ecs_arn(region, "task-definition", value if ":" in value else f"{value}:*", account)
 
 
-def _ecs(operation: str, params: dict[str, Any], region: str) -> list[tuple[str, str | None, dict[str, str]]]:
+def _ecs(operation: str, params: dict[str, Any], region: str,
+         account: str = DEFAULT_ACCOUNT) -> list[tuple[str, str | None, dict[str, str]]]:
     action = f"ecs:{operation}"
     cluster = _cluster_name(params.get("cluster"))
-    context = {"ecs:cluster": _ecs_arn(region, "cluster", cluster)}
+    context = {"ecs:cluster": _ecs_arn(region, "cluster", cluster, account)}
     if operation in ("UpdateService", "CreateService", "DeleteService"):
         service = params.get("service") or params.get("serviceName") or ""
-        arn = service if service.startswith("arn:") else _ecs_arn(region, "service", f"{cluster}/{service}")
+        arn = service if service.startswith("arn:") else _ecs_arn(region, "service", f"{cluster}/{service}", account)
         rows: list[tuple[str, str | None, dict[str, str]]] = [(action, arn, context)]
         if params.get("tags"):
             rows.append(("ecs:TagResource", arn, {**context, "ecs:CreateAction": operation}))
         return rows
     if operation == "DescribeServices":
-        return [(action, s if s.startswith("arn:") else _ecs_arn(region, "service", f"{cluster}/{s}"), context)
-                for s in params.get("services", [])] or [(action, None, context)]
+        return [(action, s if s.startswith("arn:") else _ecs_arn(region, "service", f"{cluster}/{s}", account),
+                 context) for s in params.get("services", [])] or [(action, None, context)]
     if operation in ("RunTask", "StartTask"):
-        rows = [(action, _task_definition_arn(region, params.get("taskDefinition", "")), context)]
+        rows = [(action, _task_definition_arn(region, params.get("taskDefinition", ""), account), context)]
         if params.get("tags"):
-            rows.append(("ecs:TagResource", _ecs_arn(region, "task", f"{cluster}/*"),
+            rows.append(("ecs:TagResource", _ecs_arn(region, "task", f"{cluster}/*", account),
                          {**context, "ecs:CreateAction": operation}))
         overrides = params.get("overrides") or {}
         rows += [("iam:PassRole", overrides[k], {"iam:PassedToService": "ecs-tasks.amazonaws.com"})
@@ -244,13 +249,13 @@ def _ecs(operation: str, params: dict[str, Any], region: str) -> list[tuple[str,
         return rows
     if operation in ("StopTask", "DescribeTasks"):
         tasks = params.get("tasks") or ([params["task"]] if params.get("task") else [])
-        return [(action, t if t.startswith("arn:") else _ecs_arn(region, "task", f"{cluster}/{t}"), context)
-                for t in tasks] or [(action, None, context)]
+        return [(action, t if t.startswith("arn:") else _ecs_arn(region, "task", f"{cluster}/{t}", account),
+                 context) for t in tasks] or [(action, None, context)]
     if operation == "RegisterTaskDefinition":
         rows = [(action, "*", {})]
         if params.get("tags"):
-            rows.append(("ecs:TagResource", _ecs_arn(region, "task-definition", f"{params.get('family')}:*"),
-                         {"ecs:CreateAction": operation}))
+            family_arn = _ecs_arn(region, "task-definition", f"{params.get('family')}:*", account)
+            rows.append(("ecs:TagResource", family_arn, {"ecs:CreateAction": operation}))
         rows += [("iam:PassRole", params[k], {"iam:PassedToService": "ecs-tasks.amazonaws.com"})
                  for k in ("taskRoleArn", "executionRoleArn") if params.get(k)]
         return rows
@@ -290,12 +295,16 @@ def _queue_arn(region: str, url: str) -> str:
 Rows = list[tuple[str, str | None, dict[str, str]]]
 
 
-def iam_rows(service: str, operation: str, params: dict[str, Any], region: str) -> Rows:
-    """The (IAM action, resource ARN, condition context) rows one API call is authorised by."""
+def iam_rows(service: str, operation: str, params: dict[str, Any], region: str,
+             account: str = DEFAULT_ACCOUNT) -> Rows:
+    """The (IAM action, resource ARN, condition context) rows one API call is authorised by (``account``: the
+    account the call is made in, a member's when made as its role)."""
     prefix = _IAM_PREFIX.get(service, service)
     operation = _BATCH_ACTION.get((service, operation), operation)
     if service == "ecs":
-        return _ecs(operation, params, region)
+        return _ecs(operation, params, region, account)
+    if service == "sts" and operation == "AssumeRole":
+        return [("sts:AssumeRole", params.get("RoleArn"), {})]
     if service == "dynamodb":
         return _dynamodb(operation, params, region)
     action = f"{prefix}:{operation}"
@@ -308,15 +317,27 @@ def iam_rows(service: str, operation: str, params: dict[str, Any], region: str) 
 
 # ------------------------------------------------------------------------------------ the hook
 _original: Any = None
+_original_start: Any = None
 
 
 def _install() -> None:
-    global _original
+    global _original, _original_start
     from botocore.client import BaseClient
 
     if _original is not None:
         return
     _original = getattr(BaseClient, "_make_api_call")
+    _original_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        """A thread started while a handler runs makes that handler's calls (attributed at the thread's start)."""
+        try:
+            setattr(self, "_aws_calls_function", _attribute(sys._getframe(1))[0])
+        except Exception:  # attribution must never break the code under test
+            pass
+        _original_start(self)
+
+    threading.Thread.start = start  # type: ignore[method-assign]
 
     def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
         try:
@@ -324,12 +345,15 @@ def _install() -> None:
             if function is not None:
                 service = self.meta.service_model.service_name
                 region = self.meta.region_name or "us-east-1"
+                principal = assumed_role(self)
+                account = principal.split(":")[4] if principal else DEFAULT_ACCOUNT
                 seq = next(RECORDER.counter)
                 RECORDER.add([
                     Call(function=function, service=service, operation=operation_name, action=action,
-                         resource=resource, context=tuple(sorted(context.items())), origin=origin,
-                         test=RECORDER.current_test, seq=seq)
-                    for action, resource, context in iam_rows(service, operation_name, api_params, region)
+                         resource=resource, context=tuple(sorted(
+                             {**context, **({"aws:RequestedRegion": region} if principal else {})}.items())),
+                         origin=origin, test=RECORDER.current_test, seq=seq, principal=principal)
+                    for action, resource, context in iam_rows(service, operation_name, api_params, region, account)
                 ])
         except Exception as exc:  # recording must never change what the code under test sees
             sys.stderr.write(f"aws_calls: could not record {operation_name}: {exc!r}\n")
@@ -338,13 +362,27 @@ def _install() -> None:
     setattr(BaseClient, "_make_api_call", _make_api_call)
 
 
+def assumed_role(aws_client: Any) -> str | None:
+    """The role ARN a client's calls are made as, when its credentials come from AssumeRole (a member place's
+    client, autopilot.aws.clients); None for the function's own credentials."""
+    credentials = getattr(getattr(aws_client, "_request_signer", None), "_credentials", None)
+    if getattr(credentials, "method", None) != "assume-role":
+        return None
+    fetcher = getattr(getattr(credentials, "_refresh_using", None), "__self__", None)
+    role = getattr(fetcher, "_role_arn", None)
+    return str(role) if role else None
+
+
 def _uninstall() -> None:
-    global _original
+    global _original, _original_start
     from botocore.client import BaseClient
 
     if _original is not None:
         setattr(BaseClient, "_make_api_call", _original)
         _original = None
+    if _original_start is not None:
+        threading.Thread.start = _original_start  # type: ignore[method-assign]
+        _original_start = None
 
 
 def build_dir() -> Path:

@@ -53,14 +53,15 @@ def variant(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return out
 
 
-ACCOUNT, REGION = "123456789012", "us-east-1"  # the emulator's (and the template env's AUTOPILOT_ACCOUNT_ID)
+ACCOUNT, REGION = "123456789012", "us-east-1"  # moto's and the emulator's: the test deployment's own place
 
 
 def in_account(event: dict[str, Any], account: str = ACCOUNT, region: str = REGION) -> dict[str, Any]:
     """A copy of a published event as if it came from ``account`` and ``region`` (default: this deployment's,
     the emulator's): the envelope's account/accountId and region, and the account and region of the ARNs
     that name the event's resource (resources[], alarmArn). Published samples come from many accounts;
-    events from another account are ignored (issue 11), which is not what most tests are about."""
+    events from a place this deployment does not act in are ignored (issues 11 and 13), which is not what most
+    tests are about."""
     out = copy.deepcopy(event)
 
     def relocate(arn: str) -> str:

@@ -178,7 +178,13 @@ class Aws:
         self.enabled = True  # faults and limits (off while the world sets itself up)
 
     # ---------------------------------------------------------------- clients
-    def factory(self, service: str, config: Any = None) -> Client:
+    def factory(self, service: str, config: Any = None, place: Any = None, access: Any = None) -> Client:
+        """A client of ``service`` (``autopilot.aws.clients.use_factory``). The simulated estate is one account
+        and region (the hub's own, ``ACCOUNT`` and ``REGION``): a member place's client (issue 13: ``place`` and
+        ``access``, the role the hub assumes there) has nothing to act on here, and is refused loudly."""
+        if place is not None:
+            raise NotImplementedError(f"the soak's estate is {ACCOUNT}/{REGION} only; no member place {place} "
+                                      f"({getattr(access, 'role_arn', access)})")
         retries = dict(getattr(config, "retries", None) or {})
         attempts = int(retries.get("total_max_attempts") or (int(retries.get("max_attempts", 4)) + 1))
         return Client(self, service, attempts)

@@ -135,8 +135,8 @@ class Soak:
 
         use_factory(self.aws.factory)
         config = settings_module.Settings(table=TABLE, topic_arn=TOPIC, restart_queue_url=QUEUE, mode="enforce",
-                                          managed_clusters=self.estate.clusters, account=ACCOUNT, region=REGION,
-                                          reconcile_queue_url=SHARD_QUEUE)
+                                          managed_clusters=self.estate.clusters, home_account=ACCOUNT,
+                                          home_region=REGION, reconcile_queue_url=SHARD_QUEUE)
         deps = wiring.build(config)
 
         def sleep(seconds: float) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from autopilot.idempotency import run_once
 from autopilot.observability import logger, metrics
 from autopilot.snapstart import prepare_snapshot
+from autopilot.usecases.places import idempotency_scope
 from autopilot.usecases.rollout import handle_deployment_event
 from autopilot.wiring import dependencies
 
@@ -24,5 +25,7 @@ EVENT_KEY = "id"
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
-    return run_once(lambda e: handle_deployment_event(e, deps), event, table=deps.settings.table, function="rollout",
-                    key_jmespath=EVENT_KEY, context=context)
+    # A member's events have idempotency records of their own (issue 13); the hub's own keep theirs as they were.
+    scope = idempotency_scope(event, deps.home)
+    return run_once(lambda e: handle_deployment_event(e, deps), event, table=deps.settings.table,
+                    function="rollout" + scope, key_jmespath=EVENT_KEY, context=context)

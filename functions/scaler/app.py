@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from autopilot.idempotency import run_once
 from autopilot.observability import logger, metrics
 from autopilot.snapstart import prepare_snapshot
+from autopilot.usecases.places import idempotency_scope
 from autopilot.usecases.scale import handle_alarm_event
 from autopilot.wiring import dependencies
 
@@ -27,5 +28,9 @@ EVENT_KEY = "[resources[0], detail.alarmName, detail.state.value, detail.state.t
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
-    return run_once(lambda e: handle_alarm_event(e, deps), event, table=deps.settings.table, function="scaler",
-                    key_jmespath=EVENT_KEY, context=context)
+    # Per place (issue 13): a member's events have an idempotency partition of their own, the hub's own keep
+    # IDEMPOTENCY#scaler; within it the key carries the alarm's ARN (issue 11), so no other place's answer is
+    # ever replayed for an event, whether that place is admitted or not.
+    scope = idempotency_scope(event, deps.home)
+    return run_once(lambda e: handle_alarm_event(e, deps), event, table=deps.settings.table,
+                    function="scaler" + scope, key_jmespath=EVENT_KEY, context=context)

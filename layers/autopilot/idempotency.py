@@ -48,7 +48,7 @@ class _Once:
         return self.call(event=event, handle=handle)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=256)
 def _once(table: str, function: str, key_jmespath: str, client: Any) -> _Once:
     return _Once(table, function, key_jmespath, client)
 

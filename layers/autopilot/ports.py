@@ -17,6 +17,7 @@ from autopilot.backoff import real_sleep
 if TYPE_CHECKING:  # types only: the models load with the use cases that need them
     from autopilot.models.actions import Action
     from autopilot.models.audit import AuditEntry
+    from autopilot.models.place import Place, Registration
     from autopilot.models.policy import ServicePolicy, TaskPolicy
     from autopilot.models.state import ServiceState, Snapshot
     from autopilot.settings import Settings
@@ -141,12 +142,41 @@ class ConcurrentUpdate(Exception):
     """Another invocation changed the state since it was read: reload and decide again."""
 
 
+class PolicyOwned(Exception):
+    """The policy is declared by someone else: a CloudFormation resource (``owner``), or the CLI (None)."""
+
+    def __init__(self, key: str, owner: str | None) -> None:
+        from autopilot.models.place import split_target
+
+        self.key, self.owner = key, owner
+        found = split_target(key)
+        name = key if found is None else f"{found[1]}/{found[2]}" + (f" in {found[0]}" if found[0] else "")
+        by = f"the CloudFormation resource {owner_label(owner)}" if owner else "autopilot apply (the CLI)"
+        super().__init__(f"the policy of {name} is declared by {by}: change or remove it there")
+
+
+def owner_label(owner: str) -> str:
+    """``stack-name/LogicalId`` of an owner ``arn:...:stack/NAME/ID#LogicalId``."""
+    stack, _, logical = owner.partition("#")
+    name = stack.split(":stack/", 1)[1].split("/", 1)[0] if ":stack/" in stack else stack
+    return f"{name}/{logical}" if logical else name
+
+
 class StateStorePort(Protocol):
     """The state table as the use cases see it: policies, per-service state (conditional writes), audit."""
 
     def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None: ...
     def list_policies(self) -> list[ServicePolicy | TaskPolicy]: ...
     def policies_for_alarm(self, alarm: str) -> list[ServicePolicy]: ...
+
+    def names_place(self, place: Place) -> bool:
+        """Whether any stored policy names ``place`` (an account and region other than the hub's own)."""
+        ...
+
+    def registration(self) -> Registration:
+        """The members registered with the hub, and the role (and external id) it assumes there."""
+        ...
+
     def load_state(self, key: str) -> Snapshot: ...
     def load_states(self, keys: Iterable[str]) -> dict[str, Snapshot]: ...
 
@@ -167,6 +197,22 @@ class StateStorePort(Protocol):
     # The derivation ledger (DerivationLedgerPort).
     def find_derivation(self, derivation_id: str) -> str | None: ...
     def record_derivation(self, derivation_id: str, arn: str, now: datetime) -> None: ...
+
+
+class PolicyStorePort(Protocol):
+    """What declares policies writes: the policy custom resource (the CLI uses the state table itself)."""
+
+    def get_policy(self, key: str) -> ServicePolicy | TaskPolicy | None: ...
+
+    def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = ...,
+                   audit: Callable[[dict[str, Any] | None], AuditEntry] | None = None,
+                   owner: str | None = None) -> str: ...
+
+    def delete_policy(self, key: str, audit: Callable[[dict[str, Any] | None], AuditEntry] | None = None,
+                      attempts: int = ..., owner: str | None = None) -> bool: ...
+
+    def put_registration(self, registration: Registration, now: datetime) -> None: ...
+    def delete_registration(self) -> None: ...
 
 
 class RunTaskFailed(RuntimeError):
@@ -191,7 +237,12 @@ def utcnow() -> datetime:
 
 @dataclass
 class Dependencies:
-    """What a use case works with: settings, the ports and the clock (built by ``autopilot.wiring``)."""
+    """What a use case works with: settings, the ports and the clock (built by ``autopilot.wiring``).
+
+    ``ecs``, ``alarms``, ``taskdefs`` and ``executor`` act in the hub's own account and region; ``at(place)``
+    gives the same bundle acting in a member's (issue 13). The store, the notifier and the clock are the hub's
+    wherever a service lives.
+    """
 
     settings: Settings
     store: StateStorePort
@@ -203,3 +254,13 @@ class Dependencies:
     taskdefs: TaskDefinitionsPort | None = None  # derived revisions (rollouts, OOM right-sizing)
     sleep: Callable[[float], None] = field(default=real_sleep)  # back-off between retries (tests inject one)
     shards: ShardQueuePort | None = None  # the reconciler's fan-out queue (only the reconciler has one)
+    home: Place | None = None  # the hub's own account and region (None: unknown, every event counts as home)
+    places: Callable[[Place], Dependencies] | None = None  # the ports acting in a member place
+
+    def at(self, place: Place | None) -> Dependencies:
+        """The dependencies acting in ``place`` (None: the hub's own account and region)."""
+        if place is None or place == self.home:
+            return self
+        if self.places is None:
+            raise RuntimeError(f"no access to {place} configured: member places need the AWS wiring")
+        return self.places(place)

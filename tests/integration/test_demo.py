@@ -79,10 +79,24 @@ def test_timeline_comes_from_what_the_system_recorded(demo: dict[str, Any]) -> N
 
 
 def test_the_setups_policy_apply_is_not_shown_as_a_decision(demo: dict[str, Any]) -> None:
-    """apply is audited (who, what changed), but the timeline shows what the functions decided."""
+    """apply is audited (who, what changed), but the timeline shows what the functions decided (a stack's policy
+    resource is a function's decision: policy-in-stack shows those)."""
     for scenario in demo["result"]["scenarios"]:
         decisions = [r for r in scenario["timeline"] if r["kind"] == "decision"]
-        assert decisions and not [r for r in decisions if str(r.get("outcome", "")).startswith("policy:")]
+        assert decisions and not [r for r in decisions if str(r.get("outcome", "")).startswith("policy:")
+                                  and r["actor"] != "stack"]
+    stack = next(s for s in demo["result"]["scenarios"] if s["name"] == "policy-in-stack")
+    assert {r["outcome"] for r in stack["timeline"] if r["actor"] == "stack"} == {
+        "policy:created", "policy:updated", "policy:deleted"}
+
+
+def test_the_organisation_scenarios_act_where_the_services_live(demo: dict[str, Any]) -> None:
+    accounts = next(s for s in demo["result"]["scenarios"] if s["name"] == "accounts")
+    acted = {(r["target"], r["outcome"]) for r in accounts["timeline"] if r["kind"] == "decision"}
+    assert ("prod/shop @ 111111111111/us-east-1", "scale-out") in acted
+    assert ("prod/payments @ 222222222222/eu-west-1", "rollback") in acted
+    assert ("", "ignored:foreign-account") in acted
+    assert not [t for t, o in acted if o in ("scale-out", "rollback") and "@" not in t], "the hub's own: untouched"
 
 
 def test_report_is_self_contained_html_with_charts(demo: dict[str, Any]) -> None:

@@ -14,6 +14,8 @@ import pytest
 
 from autopilot.aws.clients import client
 from autopilot.models.events import InvalidEvent, parse_alarm_event
+from autopilot.models.place import Place, Registration
+from autopilot.models.place import admitted as models_admitted
 from autopilot.settings import Settings
 from tests.conftest import in_account, load_handler, published, sample, variant
 from tests.proofs.support import AwsLog, healer_world, rollout_world, scaler_world
@@ -86,6 +88,16 @@ def test_deployment_events_from_another_region_are_ignored(deps: Any, lambda_con
     assert [c.short() for c in log.calls if c.service != "dynamodb"] == []
 
 
+class _NoMembers:
+    """The store as admission sees it in a single-account deployment: no member registered, no policy elsewhere."""
+
+    def registration(self) -> Registration:
+        return Registration()
+
+    def names_place(self, place: Place) -> bool:
+        return False
+
+
 @pytest.mark.parametrize(("account", "region", "admitted"), [
     ("123456789012", "us-east-1", True),
     (OTHER, "us-east-1", False),
@@ -94,11 +106,16 @@ def test_deployment_events_from_another_region_are_ignored(deps: Any, lambda_con
     ("123456789012", None, False),
 ])
 def test_admits(account: str | None, region: str | None, admitted: bool) -> None:
-    from autopilot.settings import admits
+    """The single-account case of the one admission check (issue 13's ``admitted``, asked by ``admission``)."""
+    from autopilot.usecases.places import Refused, admission
 
-    ours = Settings(table="t", account="123456789012", region="us-east-1")  # type: ignore[call-arg]
-    assert admits(ours, account, region) is admitted
-    assert admits(Settings(table="t"), account, region), "a deployment that does not know its account admits all"
+    ours = Settings(table="t", home_account="123456789012", home_region="us-east-1").home
+    assert (not isinstance(admission(ours, _NoMembers(), account, region), Refused)) is admitted
+    assert models_admitted(Place(account, region) if account and region else None, ours) is admitted
+    unknown = Settings(table="t").home
+    assert admission(unknown, _NoMembers(), account, region) is None, "a deployment not knowing its own admits all"
+    assert admission(ours, _NoMembers(), None, None, unnamed_is_home=True) is None, \
+        "our own messages name no place when they are the hub's"
 
 
 def test_an_alarm_arn_that_contradicts_the_envelope_is_invalid() -> None:

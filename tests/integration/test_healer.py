@@ -213,8 +213,9 @@ def test_dry_run_decides_and_announces_but_changes_nothing(web, deps, healer, la
 def test_the_published_stopped_sample_is_audited_as_a_normal_stop(deps, healer, lambda_context):
     from tests.conftest import in_account, published
 
-    event = in_account(published("ecs-task-state-change-stopped-user-initiated-ec2-service.json"))
-    result = healer.lambda_handler(event, lambda_context)
+    event = published("ecs-task-state-change-stopped-user-initiated-ec2-service.json")
+    assert healer.lambda_handler(event, lambda_context)["outcomes"][0]["outcome"] == "ignored:foreign-account"
+    result = healer.lambda_handler(in_account(event), lambda_context)
     assert result["outcomes"][0]["outcome"] == "ignored:unmanaged-cluster"  # cluster Features is not managed
 
 

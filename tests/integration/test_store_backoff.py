@@ -86,14 +86,14 @@ def test_a_policy_write_that_lost_to_a_concurrent_apply_backs_off(stack: Any, cl
     real = store._put_policy_once
     raced = {"n": 0}
 
-    def put_once(p: Any, now: Any, audit: Any) -> str:
+    def put_once(p: Any, now: Any, audit: Any, owner: Any = None) -> str:
         if raced["n"] < 2:  # a concurrent apply writes between our read and our conditional write
             raced["n"] += 1
             StateTable(stack.ref("StateTable")).put_policy(other if raced["n"] % 2 else policy, now)
             from autopilot.ports import ConcurrentUpdate
 
             raise ConcurrentUpdate(p.key)
-        return real(p, now, audit)
+        return real(p, now, audit, owner)
 
     store._put_policy_once = put_once  # type: ignore[method-assign]
     assert store.put_policy(policy, clock()) in ("created", "updated", "unchanged")

@@ -29,6 +29,7 @@ from autopilot_tools.localstack import PSEUDO_PARAMETERS, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
+MEMBER_TEMPLATE = ROOT / "templates" / "member-account.yaml"
 EXPAND_SCRIPT = Path(__file__).with_name("sam_expand.py")
 ACCOUNT = PSEUDO_PARAMETERS["AWS::AccountId"]
 REGION = PSEUDO_PARAMETERS["AWS::Region"]
@@ -44,6 +45,7 @@ SCOPABLE_ACTIONS = sorted({
     "sns:Publish", "sqs:SendMessage", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility",
     "sqs:PurgeQueue", "lambda:InvokeFunction", "iam:PassRole", "events:PutEvents", "cloudwatch:SetAlarmState",
     "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "logs:PutLogEvents", "logs:CreateLogStream",
+    "sts:AssumeRole",
 })
 
 # The AWS managed policies SAM attaches on its own (content as published by AWS). They are trusted for
@@ -107,12 +109,14 @@ class ResolvingStack(LocalStack):
 
     @classmethod
     def for_template(cls, resources: dict[str, Any], parameters: dict[str, str],
-                     template_parameters: dict[str, Any], conditions: dict[str, Any]) -> ResolvingStack:
+                     template_parameters: dict[str, Any], conditions: dict[str, Any],
+                     pseudo: dict[str, str] | None = None) -> ResolvingStack:
         params = {name: str(spec.get("Default", "")) for name, spec in template_parameters.items()}
         params.update(parameters)
         lists = frozenset(n for n, spec in template_parameters.items()
                           if str(spec.get("Type", "")).startswith(("CommaDelimitedList", "List<")))
-        stack = cls(stack_name="*", parameters=params, list_parameters=lists, conditions=conditions)
+        stack = cls(stack_name="*", parameters=params, list_parameters=lists, conditions=conditions,
+                    pseudo=dict(pseudo or {}))
         for logical, resource in resources.items():
             name = f"*-{logical}"  # autopilot_tools.localstack.create_stack names resources <stack>-<logical>
             kind = resource.get("Type", "")
@@ -127,6 +131,8 @@ class ResolvingStack(LocalStack):
                 stack.physical[logical] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
                 stack.attributes.update({(logical, "Arn"): f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
                                          (logical, "QueueName"): name})
+            elif kind == "AWS::Events::EventBus":
+                stack.attributes[(logical, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name}"
             elif kind == "AWS::Lambda::Function":
                 stack.attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
             elif kind in ("AWS::IAM::Role", "AWS::IAM::ManagedPolicy"):
@@ -228,7 +234,40 @@ class FunctionPolicy:
                 granted.extend(AWS_MANAGED[arn])
             else:
                 unknown.append(json.dumps(arn))
+        # Managed policies that attach themselves to the role (their Roles property), when their condition holds.
+        for logical, resource in resources.items():
+            props = resource.get("Properties") or {}
+            if resource.get("Type") != "AWS::IAM::ManagedPolicy" or {"Ref": spec["role"]} not in props.get("Roles", []):
+                continue
+            if resource.get("Condition") and not stack.condition(resource["Condition"]):
+                continue
+            statements = _listify(stack.resolve_all(props["PolicyDocument"].get("Statement", [])))
+            own.extend(statements)
+            granted.extend(statements)
         return cls(function=function, statements=granted, own_statements=own, unknown_managed=unknown)
+
+
+@dataclass
+class MemberRole:
+    """The member stack's execution role as deployed in one account and region (templates/member-account.yaml)."""
+
+    statements: list[dict[str, Any]]  # what the role may do there
+    trust: list[dict[str, Any]]  # who may assume it
+    name: str
+
+    @classmethod
+    def at(cls, account: str, region: str, parameters: dict[str, str], template: Path = MEMBER_TEMPLATE) -> MemberRole:
+        from autopilot_tools.localstack import load_template
+
+        source = load_template(template)
+        stack = ResolvingStack.for_template(source["Resources"], parameters, source.get("Parameters", {}),
+                                            source.get("Conditions", {}),
+                                            pseudo={"AWS::AccountId": account, "AWS::Region": region})
+        props = source["Resources"]["ExecutionRole"]["Properties"]
+        statements = [s for p in props["Policies"]
+                      for s in _listify(stack.resolve_all(p["PolicyDocument"]["Statement"]))]
+        trust = _listify(stack.resolve_all(props["AssumeRolePolicyDocument"]["Statement"]))
+        return cls(statements=statements, trust=trust, name=str(stack.resolve(props["RoleName"])))
 
 
 # ------------------------------------------------------------------------------------ evaluation

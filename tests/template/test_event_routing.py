@@ -34,7 +34,7 @@ EVENTS = ROOT / "events"
 REGION = "us-east-1"
 MANAGED = {"ManagedClusters": "prod,batch"}
 BY_PREFIX = {"scaler-": "ScalerFunction", "rollout-": "RolloutFunction", "healer-": "HealerFunction"}
-DIRECT_PREFIXES = ("scaler-direct-", "restarter-", "reconciler-")
+DIRECT_PREFIXES = ("scaler-direct-", "restarter-", "reconciler-", "policy-resource-")
 
 
 def function_for(name: str) -> str | None:

@@ -27,6 +27,7 @@ from tests.template.iam_policies import (
     ACCOUNT,
     TEMPLATE,
     FunctionPolicy,
+    MemberRole,
     action_matches,
     allows,
     expand,
@@ -39,11 +40,18 @@ pytestmark = pytest.mark.template
 FUNCTIONS = sorted(logical for logical, r in load_template()["Resources"].items()
                    if r["Type"] == "AWS::Serverless::Function")
 # The parameters the test stacks are "deployed" with (tests/conftest.py's stack fixture: prod,batch);
-# PassRoleArns as an operator would set it for task roles in this account.
-TEST_PARAMETERS = {"ManagedClusters": "prod,batch", "PassRoleArns": f"arn:aws:iam::{ACCOUNT}:role/*"}
+# PassRoleArns as an operator would set it for task roles in this account; the member accounts of
+# tests/integration/test_members.py (the third one there is admitted by a policy only, through the organisation).
+TEST_PARAMETERS = {"ManagedClusters": "prod,batch", "PassRoleArns": f"arn:aws:iam::{ACCOUNT}:role/*",
+                   "MemberAccounts": "111111111111,222222222222", "OrganizationId": "o-exampleorgid"}
+# The member stack as those accounts deploy it (templates/member-account.yaml).
+MEMBER_PARAMETERS = {"HubAccountId": ACCOUNT, "HubStackName": "ecs-autopilot", "ManagedClusters": "prod,batch",
+                     "HubEventBusArn": f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/ecs-autopilot-hub",
+                     "PassRoleArns": "arn:aws:iam::*:role/*"}
 PARAMETER_SETS = {
     "defaults": {"ManagedClusters": "prod,batch"},
     "pass-roles": {"ManagedClusters": "prod,batch", "PassRoleArns": f"arn:aws:iam::{ACCOUNT}:role/app-*"},
+    "members": {"ManagedClusters": "prod,batch", "MemberAccounts": "111111111111", "OrganizationId": "o-a1b2c3d4e5"},
 }
 
 
@@ -182,10 +190,35 @@ def test_recorded_calls_are_allowed(function: str) -> None:
     denied = [
         f"{row['action']} on {row['resource'] or '(any resource)'} {row['context'] or ''} "
         f"(from {', '.join(row['operations'])}; e.g. {row['tests'][:1]})"
+        + (f" as {row['principal']}" if row.get("principal") else "")
         for row in rows
-        if not allows(policy.statements, row["action"], row["resource"], row["context"])
+        if not allows(_statements(policy, row), row["action"], row["resource"], _context(row))
     ]
     assert denied == [], f"{function}'s IAM policy does not allow calls it makes:\n  " + "\n  ".join(denied)
+
+
+def _context(row: dict[str, Any]) -> dict[str, str]:
+    """A recorded call's condition keys, and what IAM knows besides: a role outside MemberAccounts that the
+    functions assumed (a place only a policy names, tests/integration/test_members.py) is in the organisation of
+    TEST_PARAMETERS, the only way a hub may reach it."""
+    context = dict(row["context"])
+    if row["action"] == "sts:AssumeRole" and row["resource"]:
+        account = str(row["resource"]).split(":")[4]
+        if account not in TEST_PARAMETERS["MemberAccounts"].split(","):
+            context["aws:ResourceOrgID"] = TEST_PARAMETERS["OrganizationId"]
+    return context
+
+
+def _statements(policy: FunctionPolicy, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """What authorises a recorded call: the function's own role, or the member role it assumed (a call made in a
+    member's account and region, checked against templates/member-account.yaml as deployed there)."""
+    principal = row.get("principal")
+    if not principal:
+        return policy.statements
+    account, region = principal.split(":")[4], row["context"]["aws:RequestedRegion"]
+    member = MemberRole.at(account, region, MEMBER_PARAMETERS)
+    assert principal == f"arn:aws:iam::{account}:role/{member.name}", (principal, member.name)
+    return member.statements
 
 
 def test_a_permission_missing_from_the_template_is_caught(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 GLOBALS: dict[str, Any] = TEMPLATE.get("Globals", {}).get("Function", {})
 FUNCTIONS = sorted(k for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function")
 CONTRACT_FUNCTIONS = {"ScalerFunction": "scaler", "HealerFunction": "healer", "RolloutFunction": "rollout",
-                      "RestarterFunction": "restarter", "ReconcilerFunction": "reconciler"}
+                      "RestarterFunction": "restarter", "ReconcilerFunction": "reconciler",
+                      # issue 13: the handler of Custom::EcsAutopilotPolicy (and of the hub's member registry)
+                      "PolicyResourceFunction": "policy_resource"}
 ASYNC_EVENT_TYPES = {"EventBridgeRule", "CloudWatchEvent", "Schedule", "ScheduleV2", "SNS", "S3"}
 
 

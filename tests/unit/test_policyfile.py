@@ -299,7 +299,7 @@ def test_every_error_of_a_document_is_reported_with_its_document() -> None:
     text = WEB.replace("minTasks: 2", "minTasks: -1").replace("service: web", "service: web\n  owner: me")
     found = errors_of(f"{ETL}---\n{text}")
     assert found == [
-        "p.yaml: document 2: metadata.owner: unknown field (allowed here: cluster, service) (line 12)",
+        "p.yaml: document 2: metadata.owner: unknown field (allowed here: cluster, service, account, region) (line 12)",
         "p.yaml: document 2: spec.scaling.minTasks: must be at least 0 (got -1) (line 15)",
     ]
 

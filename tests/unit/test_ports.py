@@ -19,6 +19,7 @@ from autopilot.aws.errors import is_throttling, is_transient
 from autopilot.models.actions import Action
 from autopilot.models.audit import AuditEntry
 from autopilot.models.events import aware_time
+from autopilot.models.place import Place, Registration
 from autopilot.models.policy import ServicePolicy, TaskPolicy
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.ports import (
@@ -66,6 +67,12 @@ class MemoryStore:
 
     def policies_for_alarm(self, alarm: str) -> list[ServicePolicy]:
         return [p for p in self.policies.values() if isinstance(p, ServicePolicy) and alarm in p.alarm_names()]
+
+    def names_place(self, place: Place) -> bool:
+        return any(p.metadata.place == place for p in self.policies.values())
+
+    def registration(self) -> Registration:
+        return Registration()
 
     def load_state(self, key: str) -> Snapshot:
         version, state = self.states.get(key, (0, ServiceState()))

@@ -16,17 +16,21 @@ import argparse
 import contextlib
 import json
 import shlex
-import signal
 import socket
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from autopilot_tools.cli.discovery import DEFAULT_STACK
-from autopilot_tools.demo.emulator import REGION, Emulator, emulator_missing, preserved_environment
+from autopilot_tools.demo.emulator import (
+    REGION,
+    Emulator,
+    emulator_missing,
+    preserved_environment,
+    terminate_as_interrupt,
+)
 from autopilot_tools.localstack import LocalStack, create_stack, load_template
 
 # Dummy credentials: the emulator accepts any; real ones must never be sent to it (nor these to AWS).
@@ -94,22 +98,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the emulator like Ctrl-C does (through the finally blocks)."""
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
 
 def _write_env_file(path: Path, lines: list[str]) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -121,7 +109,7 @@ def serve(args: argparse.Namespace, out: TextIO, stop: threading.Event) -> int:
     """Start, create, print, wait for ``stop`` (or Ctrl-C), stop. Returns the exit code."""
     template = load_template()
     clusters = ",".join(c.strip() for c in args.clusters.split(",") if c.strip())
-    with preserved_environment(), _terminate_as_interrupt():
+    with preserved_environment(), terminate_as_interrupt():
         emulator = Emulator(port=args.port)
         try:
             emulator.start()

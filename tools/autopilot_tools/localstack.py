@@ -31,7 +31,7 @@ class _CfnLoader(_BaseLoader):  # type: ignore[misc,valid-type]
 
 
 def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"  # !Condition X is {"Condition": X}
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if suffix == "GetAtt" and isinstance(value, str):
@@ -61,8 +61,14 @@ class LocalStack:
     physical: dict[str, str] = field(default_factory=dict)  # logical id -> what !Ref returns
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)  # (logical id, attribute) -> value
     list_parameters: frozenset[str] = frozenset()  # CommaDelimitedList parameters: !Ref gives a list
+    pseudo: dict[str, str] = field(default_factory=dict)  # pseudo parameters of another account or region
 
     def ref(self, logical_id: str) -> str:
+        if logical_id in self.pseudo:
+            return self.pseudo[logical_id]
+        if logical_id == "AWS::StackId":
+            return (f"arn:aws:cloudformation:{self.ref('AWS::Region')}:{self.ref('AWS::AccountId')}:stack/"
+                    f"{self.stack_name}/local")
         if logical_id in PSEUDO_PARAMETERS:
             return self.stack_name if logical_id == "AWS::StackName" else PSEUDO_PARAMETERS[logical_id]
         if logical_id in self.parameters:

@@ -14,14 +14,17 @@ Three things keep a derivation (identified by its ``autopilot:derivation-id`` ta
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from autopilot.aws.clients import AwsAdapter, client
+from autopilot.aws.clients import AwsAdapter, MemberAccess, client
 from autopilot.aws.errors import is_throttling, is_transient
 from autopilot.backoff import Sleep, pause, real_sleep
 from autopilot.ports import DerivedLookup, DescribedTaskDefinition
+
+if TYPE_CHECKING:
+    from autopilot.models.place import Place
 
 LIST_PAGE = 100  # ListTaskDefinitions' largest page
 REGISTER_ATTEMPTS = 5  # as botocore's standard mode, but each unknown outcome is looked up first
@@ -31,8 +34,8 @@ class TaskDefinitions(AwsAdapter):
     service = "ecs"
 
     def __init__(self, aws_client: Any | None = None, register_client: Any | None = None,
-                 sleep: Sleep = real_sleep) -> None:
-        super().__init__(aws_client)
+                 sleep: Sleep = real_sleep, *, place: Place | None = None, access: MemberAccess | None = None) -> None:
+        super().__init__(aws_client, place=place, access=access)
         self._register_client = register_client
         self.sleep = sleep
 
@@ -41,7 +44,8 @@ class TaskDefinitions(AwsAdapter):
         """The client RegisterTaskDefinition goes through: one attempt per call (made on first use only)."""
         if self._register_client is not None:
             return self._register_client
-        return self._client if self._client is not None else client(self.service, single_attempt=True)
+        return self._client if self._client is not None else client(self.service, self.place, self.access,
+                                                                                single_attempt=True)
 
     def describe(self, task_definition: str) -> DescribedTaskDefinition:
         response = self.client.describe_task_definition(taskDefinition=task_definition, include=["TAGS"])

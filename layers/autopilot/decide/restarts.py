@@ -194,12 +194,12 @@ def _queue(*, policy: TaskPolicy, lineage: Lineage, request: dict[str, Any], why
               f"{policy.spec.restart.maxBackoffSeconds}s)")
     message = RestartMessage(cluster=cluster, family=family, lineage=lineage.id, first_task=lineage.first_task,
                              sequence=sequence, restarts=restarts, not_before=not_before, request=request,
-                             reason=reason)
+                             reason=reason, account=policy.metadata.account, region=policy.metadata.region)
     attempt = Attempt(sequence=sequence, client_token=token, queued_at=now, not_before=not_before)
     queued = lineage.model_copy(update={"restarts": restarts, "sequence": sequence, "status": "waiting",
                                         "attempts": [*lineage.attempts, attempt], "updated_at": now})
     action = EnqueueRestart(cluster=cluster, family=family, delay_seconds=delay,
-                            message=message.model_dump(mode="json"), reason=reason)
+                            message=message.model_dump(mode="json", exclude_none=True), reason=reason)
     return Decision(outcome="restart-queued", reason=reason, actions=(action,)), _with(state, queued)
 
 
@@ -278,7 +278,8 @@ def decide_run(*, message: RestartMessage, policy: TaskPolicy, state: RestartSta
         delay = int(remaining + 0.999)
         reason = f"{what}: due at {message.not_before.isoformat()}, queued again for {min(delay, 900)}s more"
         requeue = EnqueueRestart(cluster=cluster, family=family, delay_seconds=delay,
-                                 message=message.model_dump(mode="json"), reason=reason, requeue=True)
+                                 message=message.model_dump(mode="json", exclude_none=True), reason=reason,
+                                 requeue=True)
         return Decision(outcome="restart-requeued", reason=reason, actions=(requeue,)), state
     stale = " (retrying a claim whose invocation died, same client token)" if attempt is not None and \
         attempt.status == "claimed" else ""

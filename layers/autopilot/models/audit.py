@@ -7,13 +7,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autopilot.models.place import Place, split_target
+
 
 class AuditEntry(BaseModel):
     """One decision, as written to the audit trail and shown by ``autopilot history``."""
 
     model_config = ConfigDict(extra="ignore", defer_build=True)
     at: datetime
-    target: str  # SVC#cluster#service, TASK#cluster#family, or "-" for events that name nothing managed
+    # SVC#cluster#service, TASK#cluster#family (SVC#account#region#cluster#service elsewhere than the hub's own
+    # account and region), or "-" for events that name nothing managed
+    target: str
     event_id: str
     source: str  # which function decided
     trigger: str  # what happened ("alarm web-cpu-high -> ALARM", "reconcile", ...)
@@ -26,7 +30,20 @@ class AuditEntry(BaseModel):
     actor: str | None = None  # who, for operator actions (apply, delete, pause, resume): an AWS identity ARN
     changes: list[str] = Field(default_factory=list)  # what an operator action changed: "field: old -> new"
 
+    place: str | None = None  # "account/region" of the event or target when it is not the hub's own
+
     @property
     def cluster_service(self) -> tuple[str, str]:
-        parts = self.target.split("#")
-        return (parts[1], parts[2]) if len(parts) == 3 else ("-", "-")
+        found = split_target(self.target)
+        return (found[1], found[2]) if found else ("-", "-")
+
+    @property
+    def target_place(self) -> Place | None:
+        """The target's place (None: the hub's own, or no target); for "-" targets, the event's if recorded."""
+        found = split_target(self.target)
+        if found is not None:
+            return found[0]
+        if self.place and "/" in self.place:
+            account, region = self.place.split("/", 1)
+            return Place(account, region)
+        return None

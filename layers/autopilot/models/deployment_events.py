@@ -82,7 +82,7 @@ class DeploymentChange(BaseModel):
     updated_at: datetime
     reason: str | None
     service: ServiceRef
-    account: str | None = None  # the envelope's (settings.admits decides whether it may act here)
+    account: str | None = None  # the envelope's (usecases.places decides whether it may act here)
     region: str | None = None
 
     @property
@@ -122,6 +122,6 @@ def parse_deployment_event(event: object) -> DeploymentChange:
         updated_at=updated_at,
         reason=(parsed.detail.reason or None) and parsed.detail.reason[:1024],
         service=parse_service_arn(parsed.resources[0]),
-        account=parsed.account,
-        region=parsed.region,
+        account=parsed.account or None,
+        region=parsed.region or None,
     )

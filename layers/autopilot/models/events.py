@@ -42,7 +42,7 @@ class EventBridgeAlarmEvent(_Loose):
     id: str
     detail_type: Literal["CloudWatch Alarm State Change"] = Field(alias="detail-type")
     source: Literal["aws.cloudwatch"]
-    account: str | None = None
+    account: str | None = None  # set by EventBridge: the account and region the alarm lives in
     region: str | None = None
     time: str
     resources: list[str] = Field(default_factory=list)  # the alarm's ARN
@@ -70,7 +70,7 @@ class AlarmChange(BaseModel):
     datapoint: float | None = None
     threshold: float | None = None
     form: Literal["eventbridge", "alarm-action", "reconciler"] = "eventbridge"
-    account: str | None = None  # where the alarm lives (settings.admits decides whether it may act here)
+    account: str | None = None  # where the alarm lives (usecases.places decides whether it may act here)
     region: str | None = None
 
     @property
@@ -141,8 +141,8 @@ def parse_alarm_event(event: Any) -> AlarmChange:
         datapoint=datapoint,
         threshold=threshold,
         form=form,  # type: ignore[arg-type]
-        account=account,
-        region=region,
+        account=account or None,
+        region=region or None,
     )
 
 

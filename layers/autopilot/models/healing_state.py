@@ -137,3 +137,5 @@ class RestartMessage(StateModel):
     not_before: datetime
     request: dict[str, Any]
     reason: str = ""
+    account: str | None = None  # where the family runs, when not the hub's own account and region (issue 13)
+    region: str | None = None

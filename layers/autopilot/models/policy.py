@@ -18,7 +18,7 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import cached_property
 from itertools import pairwise
-from typing import Annotated, Any, Literal, Self, TypeGuard
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeGuard, cast
 
 from pydantic import (
     BaseModel,
@@ -32,6 +32,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from autopilot.models.place import ACCOUNT_PATTERN, REGION_PATTERN, Place, key_prefix, place_of
+
 Mode = Literal["enforce", "dry-run", "off"]
 _PERCENT = re.compile(r"^([+-]?\d+(?:\.\d+)?)%$")
 # CloudWatch statistics: the five basic ones, percentiles and the trimmed/windsorized/percentile-rank forms.
@@ -42,6 +44,10 @@ _STAT = (r"^(SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?"
 ClusterName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
 ServiceName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_-]+$")]
 AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
+# Where a service lives (issue 13): both default to the hub's own account and region. Strings, so YAML never
+# turns an account id into a number (and drops its leading zeros).
+AccountId = Annotated[str, Field(pattern=ACCOUNT_PATTERN, description="12-digit AWS account id, in quotes")]
+RegionName = Annotated[str, Field(pattern=REGION_PATTERN, description="AWS region, e.g. eu-west-1")]
 # Strict scalars: "2" is not 2 and "true" is not true (YAML already types numbers and booleans; quotes make
 # strings). A whole number is still accepted where a float is expected. Per field rather than the models'
 # strict mode, which would also type their constructors for mypy (code builds nested models from dicts).
@@ -461,9 +467,31 @@ class Rollout(StrictModel):
     recycleAlarms: list[AlarmName] = Field(default_factory=list)
 
 
-class ServiceMetadata(StrictModel):
+class PlacedMetadata:
+    """Where the target lives: ``account`` and ``region`` default to the hub's own (the stack's)."""
+
+    if TYPE_CHECKING:  # the models declare the fields (in the order they are documented)
+        account: str | None
+        region: str | None
+
+    @property
+    def place(self) -> Place | None:
+        """The place as named (None: the hub's own). A half-named place ("-" for the missing part) only exists
+        before ``placed`` filled it in from the hub's own."""
+        if self.account is None and self.region is None:
+            return None
+        return Place(self.account or "-", self.region or "-")
+
+
+_ACCOUNT_DOC = "AWS account of the cluster (default: the hub's own)"
+_REGION_DOC = "AWS region of the cluster (default: the hub's own)"
+
+
+class ServiceMetadata(PlacedMetadata, StrictModel):
     cluster: ClusterName
     service: ServiceName
+    account: AccountId | None = Field(default=None, description=_ACCOUNT_DOC)
+    region: RegionName | None = Field(default=None, description=_REGION_DOC)
 
 
 class ServiceSpec(StrictModel):
@@ -513,12 +541,17 @@ class ServicePolicy(StrictModel):
 
     @property
     def key(self) -> str:
-        return service_key(self.metadata.cluster, self.metadata.service)
+        return service_key(self.metadata.cluster, self.metadata.service, self.metadata.place)
+
+    def place_in(self, home: Place) -> Place:
+        return place_of(self.metadata.account, self.metadata.region, home)
 
 
-class TaskMetadata(StrictModel):
+class TaskMetadata(PlacedMetadata, StrictModel):
     cluster: ClusterName
     family: ServiceName
+    account: AccountId | None = Field(default=None, description=_ACCOUNT_DOC)
+    region: RegionName | None = Field(default=None, description=_REGION_DOC)
 
 
 class Restart(StrictModel):
@@ -559,18 +592,34 @@ class TaskPolicy(StrictModel):
 
     @property
     def key(self) -> str:
-        return family_key(self.metadata.cluster, self.metadata.family)
+        return family_key(self.metadata.cluster, self.metadata.family, self.metadata.place)
+
+    def place_in(self, home: Place) -> Place:
+        return place_of(self.metadata.account, self.metadata.region, home)
 
 
 Policy = Annotated[ServicePolicy | TaskPolicy, Field(discriminator="kind")]
 
 
-def service_key(cluster: str, service: str) -> str:
-    return f"SVC#{cluster}#{service}"
+def service_key(cluster: str, service: str, place: Place | None = None) -> str:
+    """``SVC#cluster#service`` at home (the key a single-account deployment always had), else with the place."""
+    return f"{key_prefix('SVC', place)}{cluster}#{service}"
 
 
-def family_key(cluster: str, family: str) -> str:
-    return f"TASK#{cluster}#{family}"
+def family_key(cluster: str, family: str, place: Place | None = None) -> str:
+    return f"{key_prefix('TASK', place)}{cluster}#{family}"
+
+
+def placed[P: ServicePolicy | TaskPolicy](policy: P, home: Place) -> P:
+    """The policy as it is stored: its place filled in from ``home`` where it names only half of one, and left
+    out where it is ``home`` itself, so a policy naming the hub's own account has the key of one naming none."""
+    meta = policy.metadata
+    if meta.account is None and meta.region is None:
+        return policy
+    place = place_of(meta.account, meta.region, home)
+    update = {"account": None, "region": None} if place == home else {"account": place.account,
+                                                                      "region": place.region}
+    return cast(P, policy.model_copy(update={"metadata": meta.model_copy(update=update)}))
 
 
 MODE_RANK: dict[str, int] = {"enforce": 0, "dry-run": 1, "off": 2}

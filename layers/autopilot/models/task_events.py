@@ -75,7 +75,7 @@ class RawTaskEvent(_Loose):
     id: str = Field(min_length=1)
     detail_type: Literal["ECS Task State Change"] = Field(alias="detail-type")
     source: Literal["aws.ecs"]
-    account: str | None = None
+    account: str | None = None  # set by EventBridge: where the task ran
     region: str | None = None
     time: str
     detail: RawTaskDetail
@@ -115,7 +115,7 @@ class TaskStop(BaseModel):
 
     model_config = ConfigDict(frozen=True, defer_build=True)
     event_id: str
-    account: str | None = None  # the envelope's (settings.admits decides whether it may act here)
+    account: str | None = None  # where the task ran (usecases.places decides whether it may act here)
     region: str | None = None
     time: datetime
     cluster: str
@@ -247,7 +247,7 @@ def parse_task_event(event: dict[str, Any]) -> TaskStop:
         for d in a.get("details") or [] if isinstance(d, dict) and d.get("name") == "subnetId" and d.get("value")
     )
     return TaskStop(
-        event_id=raw.id, account=raw.account, region=raw.region, time=event_time,
+        event_id=raw.id, account=raw.account or None, region=raw.region or None, time=event_time,
         cluster=arn_name(detail.clusterArn, "cluster"), cluster_arn=detail.clusterArn,
         task_arn=detail.taskArn, task_definition_arn=detail.taskDefinitionArn, family=family, revision=revision,
         last_status=detail.lastStatus, stop_code=detail.stopCode or None, stopped_reason=detail.stoppedReason,
@@ -274,7 +274,7 @@ def parse_service_action(event: dict[str, Any]) -> ServiceAction:
     event_time = _required_time(raw.time, "time")
     providers = tuple(arn_name(a, "capacity-provider") for a in raw.detail.capacityProviderArns)
     return ServiceAction(
-        event_id=raw.id, account=raw.account, region=raw.region, time=event_time,
+        event_id=raw.id, account=raw.account or None, region=raw.region or None, time=event_time,
         cluster=arn_name(raw.detail.clusterArn, "cluster"),
         cluster_arn=raw.detail.clusterArn, service=arn_name(raw.resources[0], "service"),
         event_name=raw.detail.eventName, event_type=raw.detail.eventType, reason=raw.detail.reason,

@@ -11,6 +11,13 @@ Key design (PK / SK, plus an overloaded GSI1 for listings):
 | idempotency       | IDEMPOTENCY#<fn>      | <hash>  (Powertools)  |                   |                   |
 | demand forecast   | SVC#c#s               | FORECAST#<rule hash>  |                   |                   |
 | derivation ledger | DERIVATION#<id hash>  | DERIVATION            |                   |                   |
+| member registry   | HUB                   | MEMBERS               |                   |                   |
+
+Services and families of a member place (issue 13) have the place in their keys: ``SVC#<account>#<region>#c#s``
+(``AUDIT#<account>#<region>#c#s`` for their audit partition); the hub's own keep the keys above, so the state of a
+deployment from before places existed stays valid as it is. Alarm index entries stay ``ALARM#name``: the scaler
+keeps the entries whose policy is in the alarm's own place. A member place's derivation ids carry the place
+(``ledger_at``): the same family and revision in two accounts are two derivations.
 
 An alarm index entry carries a copy of the policy, so an alarm event finds every policy naming it
 with one strongly consistent Query. State items carry a ``version``; every write is conditional on
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
@@ -33,16 +41,32 @@ from pydantic import TypeAdapter
 
 from autopilot.backoff import Sleep, pause, real_sleep
 from autopilot.models.audit import AuditEntry
+from autopilot.models.place import Place, Registration, key_prefix
 from autopilot.models.policy import Policy, ServicePolicy, TaskPolicy
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.models.state_budget import fit
-from autopilot.ports import ConcurrentUpdate
+from autopilot.ports import ConcurrentUpdate, PolicyOwned
 
-__all__ = ["AUDIT_TTL", "AuditEntry", "ConcurrentUpdate", "StateTable"]  # AuditEntry, ConcurrentUpdate: re-exported
+__all__ = ["AUDIT_TTL", "AuditEntry", "ConcurrentUpdate", "PolicyOwned", "StateTable"]  # re-exports: ports, models
 
 AUDIT_TTL = timedelta(days=90)
 DERIVATION_TTL = timedelta(days=14)  # far beyond any retry of a step (Lambda keeps an event 6 h, EventBridge 24 h)
 UNPROCESSED_ATTEMPTS = 8  # BatchGetItem calls for one batch before its unprocessed keys count as a failure
+REGISTRATION_TTL_SECONDS = 30.0  # how long a sandbox reuses the member registry it read
+
+
+class PlacedLedger:
+    """The derivation ledger of a member place (``StateTable.ledger_at``): the same items, ids prefixed by the
+    place."""
+
+    def __init__(self, table: StateTable, place: Place) -> None:
+        self.table, self.prefix = table, f"{place.account}#{place.region}#"
+
+    def find_derivation(self, derivation_id: str) -> str | None:
+        return self.table.find_derivation(self.prefix + derivation_id)
+
+    def record_derivation(self, derivation_id: str, arn: str, now: datetime) -> None:
+        self.table.record_derivation(self.prefix + derivation_id, arn, now)
 
 
 @cache
@@ -90,6 +114,10 @@ def _forecast_sk(rule: str) -> str:
     return "FORECAST#" + hashlib.sha256(rule.encode()).hexdigest()[:24]
 
 
+def _owner(item: dict[str, Any]) -> str | None:
+    return item["owner"]["S"] if "owner" in item else None
+
+
 # Builds the audit entry of a policy change from the stored document it replaces (None: there was none), so
 # the entry describes exactly what the conditional write replaced, and lands in the same transaction.
 PolicyAudit = Callable[[dict[str, Any] | None], AuditEntry]
@@ -108,6 +136,7 @@ class StateTable:
         # and validating thousands of documents again costs a second of CPU per run. Policies are immutable
         # (frozen models); the dict holds exactly the documents of the last listing, so it never grows stale.
         self._parsed: dict[str, ServicePolicy | TaskPolicy] = {}
+        self._registration: tuple[float, Registration] | None = None
 
     @property
     def client(self) -> Any:
@@ -119,27 +148,32 @@ class StateTable:
 
     # ---------------------------------------------------------------- policies
     def put_policy(self, policy: ServicePolicy | TaskPolicy, now: datetime, attempts: int = 5,
-                   audit: PolicyAudit | None = None) -> str:
+                   audit: PolicyAudit | None = None, owner: str | None = None) -> str:
         """Store a policy and its alarm index entries in one transaction. Returns created|updated|unchanged.
 
         The policy write is conditional on the document that was read, so two concurrent applies cannot
         interleave and leave an alarm index entry of the older document behind (the loser retries).
         ``audit`` (given the replaced document) adds an audit record to the same transaction; an unchanged
-        policy writes nothing, so it records nothing.
+        policy writes nothing, so it records nothing. ``owner`` names who declares the policy when it is not the
+        CLI (a CloudFormation resource: ``stack id#logical id``); a policy of another owner is never replaced
+        (``PolicyOwned``): a stack's policy changes in its stack, a CLI-applied one with the CLI.
         """
         for attempt in range(attempts):
             if attempt:
                 pause(self.sleep, attempt - 1)  # the other writer goes first
             try:
-                return self._put_policy_once(policy, now, audit)
+                return self._put_policy_once(policy, now, audit, owner)
             except ConcurrentUpdate:
                 continue
         raise ConcurrentUpdate(f"{policy.key}: policy kept changing for {attempts} attempts")
 
-    def _put_policy_once(self, policy: ServicePolicy | TaskPolicy, now: datetime, audit: PolicyAudit | None) -> str:
+    def _put_policy_once(self, policy: ServicePolicy | TaskPolicy, now: datetime, audit: PolicyAudit | None,
+                         owner: str | None = None) -> str:
         document = policy.model_dump_json(exclude_none=True)
         current = self.client.get_item(TableName=self.name, Key=self._key(policy.key, "POLICY"), ConsistentRead=True)
         old_item = current.get("Item")
+        if old_item and _owner(old_item) != owner:
+            raise PolicyOwned(policy.key, _owner(old_item))
         if old_item and old_item["doc"]["S"] == document:
             return "unchanged"
         old_alarms = set(json.loads(old_item["alarms"]["S"])) if old_item and "alarms" in old_item else set()
@@ -147,7 +181,7 @@ class StateTable:
         put: dict[str, Any] = {"TableName": self.name, "Item": {
             **self._key(policy.key, "POLICY"), "GSI1PK": _s("POLICIES"), "GSI1SK": _s(policy.key),
             "kind": _s(policy.kind), "doc": _s(document), "alarms": _s(json.dumps(sorted(new_alarms))),
-            "updatedAt": _s(now.isoformat()),
+            "updatedAt": _s(now.isoformat()), **({"owner": _s(owner)} if owner else {}),
         }}
         if old_item:
             put["ConditionExpression"] = "doc = :old"
@@ -180,8 +214,16 @@ class StateTable:
         item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True).get("Item")
         return _policy_adapter().validate_json(item["doc"]["S"]) if item else None
 
-    def delete_policy(self, key: str, audit: PolicyAudit | None = None, attempts: int = 5) -> bool:
-        """Remove a policy and its alarm index entries; False if there is none.
+    def policy_owner(self, key: str) -> str | None:
+        """Who declares the stored policy (None: applied with the CLI, or no policy)."""
+        item = self.client.get_item(TableName=self.name, Key=self._key(key, "POLICY"), ConsistentRead=True,
+                                    ProjectionExpression="#o", ExpressionAttributeNames={"#o": "owner"}).get("Item")
+        return _owner(item) if item else None
+
+    def delete_policy(self, key: str, audit: PolicyAudit | None = None, attempts: int = 5,
+                      owner: str | None = None) -> bool:
+        """Remove a policy and its alarm index entries; False if there is none. A policy of another ``owner``
+        (see ``put_policy``) is not deleted: ``PolicyOwned``.
 
         The delete is conditional on the document that was read (a concurrent apply makes it retry), so the
         alarm entries removed are that document's and ``audit`` (given it) records what was really deleted,
@@ -194,6 +236,8 @@ class StateTable:
                                         ConsistentRead=True).get("Item")
             if not item:
                 return False
+            if _owner(item) != owner:
+                raise PolicyOwned(key, _owner(item))
             alarms = json.loads(item["alarms"]["S"]) if "alarms" in item else []
             writes: list[dict[str, Any]] = [{"Delete": {
                 "TableName": self.name, "Key": self._key(key, "POLICY"),
@@ -224,6 +268,48 @@ class StateTable:
             parsed[doc] = self._parsed.get(doc) or _policy_adapter().validate_json(doc)
         self._parsed = parsed
         return list(parsed.values())
+
+    # ---------------------------------------------------------------- member registry (issue 13)
+    def registration(self) -> Registration:
+        """The members registered with the hub (written by the hub stack; none: a single-account deployment).
+
+        Read at most every REGISTRATION_TTL_SECONDS per sandbox, and only for events of another place than the
+        hub's own and by the reconciler: a deployment without members never reads it for its own events."""
+        now = time.monotonic()
+        if self._registration is not None and now - self._registration[0] < REGISTRATION_TTL_SECONDS:
+            return self._registration[1]
+        item = self.client.get_item(TableName=self.name, Key=self._key("HUB", "MEMBERS")).get("Item")
+        found = Registration()
+        if item:
+            doc = json.loads(item["doc"]["S"])
+            found = Registration(accounts=tuple(doc.get("accounts") or ()), regions=tuple(doc.get("regions") or ()),
+                                 role_name=doc.get("roleName") or Registration.role_name,
+                                 external_id=doc.get("externalId") or None)
+        self._registration = (now, found)
+        return found
+
+    def put_registration(self, registration: Registration, now: datetime) -> None:
+        doc = {"accounts": list(registration.accounts), "regions": list(registration.regions),
+               "roleName": registration.role_name, "externalId": registration.external_id}
+        self.client.put_item(TableName=self.name, Item={**self._key("HUB", "MEMBERS"), "doc": _s(json.dumps(doc)),
+                                                        "updatedAt": _s(now.isoformat())})
+        self._registration = None
+
+    def delete_registration(self) -> None:
+        self.client.delete_item(TableName=self.name, Key=self._key("HUB", "MEMBERS"))
+        self._registration = None
+
+    def names_place(self, place: Place) -> bool:
+        """Whether a stored policy names ``place``: one small Query of the policy listing per kind (GSI1 sort
+        keys start with the place), asked only for events from a place that is neither home nor a member."""
+        for kind in ("SVC", "TASK"):
+            response = self.client.query(
+                TableName=self.name, IndexName="GSI1", Limit=1, ProjectionExpression="PK",
+                KeyConditionExpression="GSI1PK = :p AND begins_with(GSI1SK, :s)",
+                ExpressionAttributeValues={":p": _s("POLICIES"), ":s": _s(key_prefix(kind, place))})
+            if response.get("Items"):
+                return True
+        return False
 
     def policies_for_alarm(self, alarm: str) -> list[ServicePolicy]:
         """Every service policy naming ``alarm``: one strongly consistent Query of the alarm index."""
@@ -354,24 +440,33 @@ class StateTable:
                 "arn": _s(arn), "recordedAt": _s(now.isoformat()), "expiration": {"N": str(_epoch(now + keep))}},
                 ConditionExpression="attribute_not_exists(PK)")
 
+    def ledger_at(self, place: Place | None) -> StateTable | PlacedLedger:
+        """The derivation ledger of ``place`` (None: the hub's own, the ledger as it always was). A derivation id
+        names a family's revision (``family:revision``), which two accounts may both have: a member place's ids
+        carry the place, so one account's derived revision is never reused in another."""
+        return self if place is None else PlacedLedger(self, place)
+
     # ---------------------------------------------------------------- audit
     def audit(self, *entries: AuditEntry) -> None:
         for entry in entries:
             self.client.put_item(TableName=self.name, Item=self._audit_item(entry))
 
     def history(self, *, cluster: str | None = None, service: str | None = None, since: datetime | None = None,
-                now: datetime | None = None, limit: int = 200) -> list[AuditEntry]:
-        """Audit entries, newest first. With cluster and service: that service's partition; else by day."""
+                now: datetime | None = None, limit: int = 200, place: Place | None = None,
+                where: Callable[[AuditEntry], bool] | None = None) -> list[AuditEntry]:
+        """Audit entries, newest first. With cluster and service: that service's partition (of ``place``, None:
+        the hub's own); else by day, keeping the entries ``where`` accepts (default: all)."""
         # Sort keys are UTC ISO strings: compare in UTC, whatever offset the caller's times carry (a naive
         # time is taken as UTC).
         now = _utc(now or datetime.now(UTC))
         since = _utc(since or now - timedelta(days=1))
         entries: list[AuditEntry] = []
         if cluster and service:
+            partition = f"{key_prefix('AUDIT', place)}{cluster}#{service}"
             items = self._query(KeyConditionExpression="PK = :p AND SK >= :s", ScanIndexForward=False,
-                                ExpressionAttributeValues={":p": _s(f"AUDIT#{cluster}#{service}"),
-                                                           ":s": _s(since.isoformat())})
+                                ExpressionAttributeValues={":p": _s(partition), ":s": _s(since.isoformat())})
             entries = [AuditEntry.model_validate_json(i["doc"]["S"]) for i in items]
+            entries = [e for e in entries if where is None or where(e)]
         else:
             day = now.date()
             while day >= since.date() and len(entries) < limit:
@@ -381,7 +476,7 @@ class StateTable:
                                                                ":s": _s(since.isoformat())})
                 for item in items:
                     entry = AuditEntry.model_validate_json(item["doc"]["S"])
-                    if cluster is None or entry.cluster_service[0] == cluster:
+                    if (cluster is None or entry.cluster_service[0] == cluster) and (where is None or where(entry)):
                         entries.append(entry)
                 day -= timedelta(days=1)
         entries.sort(key=lambda e: e.at, reverse=True)

@@ -33,6 +33,7 @@ from autopilot.decide.healing import (
 from autopilot.decide.restarts import decide_task_stop, lineage_of
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
+from autopilot.models.place import Place
 from autopilot.models.policy import ServicePolicy, TaskPolicy, family_key, service_key
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.models.task_events import ServiceAction, TaskStop, parse_healer_event
@@ -46,18 +47,19 @@ from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 @counts_failures
 def handle_healer_event(event: Any, deps: Dependencies) -> dict[str, Any]:
     """Parse, then heal; invalid events are rejected (logged, counted, audited) without any AWS mutation."""
-    opened = open_event(deps, event, source="healer", what="healer event", parse=parse_healer_event)
+    opened = open_event(deps, event, source="healer", what="healer event", parse=parse_healer_event,
+                        trigger=_trigger)
     if isinstance(opened, Rejected):
         return opened.response
-    ctx, parsed = opened
-    managed = deps.settings.managed_clusters
-    if managed and parsed.cluster not in managed:
+    ctx, parsed, place, placed = opened
+    managed = deps.settings.managed_clusters  # the hub's own clusters (a member's stack names its own)
+    if place is None and managed and parsed.cluster not in managed:
         entries = [record(ctx, target="-", trigger=_trigger(parsed), outcome="ignored:unmanaged-cluster",
                           reason=f"cluster {parsed.cluster!r} is not one of the managed clusters")]
     elif isinstance(parsed, TaskStop):
-        entries = heal_task_stop(ctx, deps, parsed)
+        entries = heal_task_stop(ctx, placed, parsed, place)
     else:
-        entries = heal_service_action(ctx, deps, parsed)
+        entries = heal_service_action(ctx, placed, parsed, place)
     count_outcomes(entries, ctx.started)
     for entry in entries:
         logger.info("decided", extra={"target": entry.target, "outcome": entry.outcome, "reason": entry.reason[:300]})
@@ -72,7 +74,7 @@ def _trigger(parsed: TaskStop | ServiceAction, cls: Classification | None = None
     return f"task {parsed.task_id} ({parsed.family}:{parsed.revision}) {parsed.last_status.lower()}{what}"
 
 
-def heal_task_stop(ctx: Context, deps: Dependencies, task: TaskStop) -> list[AuditEntry]:
+def heal_task_stop(ctx: Context, deps: Dependencies, task: TaskStop, place: Place | None = None) -> list[AuditEntry]:
     if task.last_status != "STOPPED":
         return [record(ctx, target="-", trigger=_trigger(task), outcome="ignored:not-stopped",
                        reason=f"lastStatus is {task.last_status}; only STOPPED tasks are healed")]
@@ -82,18 +84,18 @@ def heal_task_stop(ctx: Context, deps: Dependencies, task: TaskStop) -> list[Aud
         logger.warning("unknown stop", extra={"task": task.task_arn, "stopCode": task.stop_code,
                                               "stoppedReason": (task.stopped_reason or "")[:300]})
     if task.service is not None:
-        return [heal_service_task(ctx, deps, task, cls, trigger)]
+        return [heal_service_task(ctx, deps, task, cls, trigger, place)]
     if task.standalone:
-        return [heal_standalone_task(ctx, task, cls, trigger)]
+        return [heal_standalone_task(ctx, task, cls, trigger, place)]
     return [record(ctx, target="-", trigger=trigger, outcome="ignored:no-service-name",
                    reason=f"task {task.task_id} was started by a service (startedBy {task.started_by}) but its "
                           f"group {task.group!r} names none")]
 
 
 def heal_service_task(ctx: Context, deps: Dependencies, task: TaskStop, cls: Classification,
-                      trigger: str) -> AuditEntry:
+                      trigger: str, place: Place | None = None) -> AuditEntry:
     assert task.service is not None
-    key = service_key(task.cluster, task.service)
+    key = service_key(task.cluster, task.service, place)
     policy = ctx.store.get_policy(key)
     if not isinstance(policy, ServicePolicy):
         return record(ctx, target=key, trigger=trigger, outcome="ignored:no-policy",
@@ -111,8 +113,9 @@ def heal_service_task(ctx: Context, deps: Dependencies, task: TaskStop, cls: Cla
     return act(ctx, key=key, policy_mode=policy.spec.mode, trigger=trigger, event_key=task.event_key, decide=decide)
 
 
-def heal_standalone_task(ctx: Context, task: TaskStop, cls: Classification, trigger: str) -> AuditEntry:
-    key = family_key(task.cluster, task.family)
+def heal_standalone_task(ctx: Context, task: TaskStop, cls: Classification, trigger: str,
+                         place: Place | None = None) -> AuditEntry:
+    key = family_key(task.cluster, task.family, place)
     policy = ctx.store.get_policy(key)
     if not isinstance(policy, TaskPolicy):
         return record(ctx, target=key, trigger=trigger, outcome="ignored:no-policy",
@@ -129,9 +132,10 @@ def heal_standalone_task(ctx: Context, task: TaskStop, cls: Classification, trig
     return act(ctx, key=key, policy_mode=policy.spec.mode, trigger=trigger, event_key=task.event_key, decide=decide)
 
 
-def heal_service_action(ctx: Context, deps: Dependencies, action: ServiceAction) -> list[AuditEntry]:
+def heal_service_action(ctx: Context, deps: Dependencies, action: ServiceAction,
+                        place: Place | None = None) -> list[AuditEntry]:
     trigger = _trigger(action)
-    key = service_key(action.cluster, action.service)
+    key = service_key(action.cluster, action.service, place)
     policy = ctx.store.get_policy(key)
     if not isinstance(policy, ServicePolicy):
         return [record(ctx, target=key, trigger=trigger, outcome="ignored:no-policy",

@@ -11,23 +11,35 @@ on its own: one service or hook that fails is audited as ``failed:*`` and counte
 others still run, and the run then ends with an error (``PartialFailure``: the Errors alarm sees it).
 Services whose mode is ``off`` are not looked at, and a paused or cooling-down service writes no audit
 record each minute: only decisions that act, and failures, are recorded.
+
+Places (issue 13): the policies are grouped by the account and region they name; each place is reconciled
+with the ports acting there (a context of its own: its executor, its failures, its one read of the states),
+on a thread of its own when there are several, so a member whose role cannot be assumed, whose API throttles
+or whose region does not answer delays no other place's decisions. A place with a failure is logged, counted
+(``PlaceFailed``) and, once every other place is done, fails the invocation (``PlacesFailed``, the
+ReconcilerFunction errors alarm); the next run tries it again. Above a size the run is fanned out over SQS
+(``usecases.shards``): a shard is every (place, policy) whose key hashes to it, grouped by place here again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from autopilot.decide.scaling import decide_bounds
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
 from autopilot.models.events import AlarmChange, InvalidEvent, parse_reason_data
+from autopilot.models.place import Place
 from autopilot.models.policy import ServicePolicy, effective_mode
 from autopilot.models.state import ServiceState, Snapshot
+from autopilot.observability import MetricUnit, logger, metrics
 from autopilot.ports import AlarmView, Dependencies, ServiceView
-from autopilot.usecases.observe import count_outcomes, counts_failures
+from autopilot.usecases.observe import count_failure, count_outcomes, counts_failures, mark_counted
 from autopilot.usecases.rollbacks import reconcile_rollbacks
-from autopilot.usecases.runner import Context, act, context, raise_failures, record
+from autopilot.usecases.runner import Context, PartialFailure, act, context, raise_failures, record
 from autopilot.usecases.scale import apply_rule
 from autopilot.usecases.services import describe_policies
 from autopilot.usecases.spot_holds import restore_spot_holds
@@ -44,22 +56,138 @@ HOOKS: tuple[ReconcileHook, ...] = (
 )
 
 
+MAX_PLACES_IN_PARALLEL = 8
+
+
+class PlacesFailed(PartialFailure):
+    """Some places had failures (each audited and counted where it happened; the other places were reconciled):
+    the invocation fails so the errors alarm fires."""
+
+    def __init__(self, failed: list[AuditEntry], message: str) -> None:
+        super().__init__(failed)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass
+class PlaceRun:
+    """What reconciling one place gave: its context (its isolated failures), its entries, or the error that
+    kept it from running at all."""
+
+    label: str
+    ctx: Context | None = None
+    entries: list[AuditEntry] = field(default_factory=list)
+    error: BaseException | None = None
+
+    @property
+    def failures(self) -> list[AuditEntry]:
+        if self.error is not None:
+            return self.entries[-1:]  # its failed:place record
+        return self.ctx.failures if self.ctx is not None else []
+
+    @property
+    def errors(self) -> list[BaseException]:
+        if self.error is not None:
+            return [self.error]
+        return self.ctx.errors if self.ctx is not None else []
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+
 @counts_failures
 def reconcile(deps: Dependencies, event_id: str = "reconcile", hooks: tuple[ReconcileHook, ...] = HOOKS,
               policies: list[ServicePolicy] | None = None) -> dict[str, Any]:
-    """One run over ``policies`` (default: every stored service policy); raises PartialFailure at the end if
-    a service or a hook failed (after the others were done)."""
-    ctx = context(deps, source="reconciler", event_id=event_id, isolate=True)
-    ctx.snapshots = {}  # the passes share one read of the states (runner.states)
+    """One run over ``policies`` (default: every stored service policy), place by place; raises at the end if
+    a service, a pass or a place failed (after the others were done)."""
+    ctx = context(deps, source="reconciler", event_id=event_id)
     if policies is None:
         policies = [p for p in deps.store.list_policies() if isinstance(p, ServicePolicy)]
+    groups: dict[Place | None, list[ServicePolicy]] = {}
+    for policy in policies:
+        groups.setdefault(policy.metadata.place, []).append(policy)
+    if len(groups) <= 1:  # one place (a single-account deployment): as before places existed, no thread
+        place = next(iter(groups), None)
+        runs = [_run_place(ctx, deps, place, groups.get(place, []), hooks)]
+    else:
+        runs = _in_parallel(ctx, deps, groups, hooks)
+    entries = [e for run in runs for e in run.entries]
+    count_outcomes(entries, ctx.started)
+    if len(runs) == 1:
+        only = runs[0]
+        if only.error is not None:
+            raise only.error
+        assert only.ctx is not None
+        raise_failures(only.ctx)  # the error itself when there was one, else a PartialFailure naming them all
+    else:
+        _raise_place_failures(runs)
+    return {"status": "ok", "policies": len(policies),
+            "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
+
+
+def context_at(ctx: Context, placed: Dependencies, place: Place | None) -> Context:
+    """The run's context for one place (``placed``: the dependencies acting there): its own executor, its own
+    isolated failures and read of the states, the run's time and event id."""
+    placed_ctx = context(placed, source=ctx.source, event_id=ctx.event_id, isolate=True)
+    placed_ctx.now, placed_ctx.started = ctx.now, ctx.started
+    placed_ctx.snapshots = {}  # the passes share one read of the states (runner.states)
+    placed_ctx.place = str(place) if place is not None else None
+    return placed_ctx
+
+
+def reconcile_place(ctx: Context, deps: Dependencies, policies: list[ServicePolicy],
+                    hooks: tuple[ReconcileHook, ...] = HOOKS) -> list[AuditEntry]:
+    """Everything the reconciler does for the policies of one place, with ports acting there, pass by pass."""
     entries: list[AuditEntry] = []
     for hook in (_scaling_hook, *hooks):
         entries += run_hook(ctx, deps, hook, policies)
-    count_outcomes(entries, ctx.started)
-    raise_failures(ctx)
-    return {"status": "ok", "policies": len(policies),
-            "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
+    return entries
+
+
+def _run_place(ctx: Context, deps: Dependencies, place: Place | None, policies: list[ServicePolicy],
+               hooks: tuple[ReconcileHook, ...]) -> PlaceRun:
+    run = PlaceRun(label="home" if place is None else str(place))
+    try:
+        placed = deps.at(place)
+        run.ctx = context_at(ctx, placed, place)
+        run.entries = reconcile_place(run.ctx, placed, policies, hooks)
+    except Exception as exc:  # the place could not even be set up (its member registry unreadable, say)
+        entry = record(ctx, target="-", trigger="reconcile", outcome="failed:place", place=place,
+                       reason=f"{run.label} could not be reconciled", error=f"{type(exc).__name__}: {exc}"[:500],
+                       best_effort=True)
+        count_failure(entry, exc)
+        run.entries, run.error = [entry], exc
+    return run
+
+
+def _in_parallel(ctx: Context, deps: Dependencies, groups: dict[Place | None, list[ServicePolicy]],
+                 hooks: tuple[ReconcileHook, ...]) -> list[PlaceRun]:
+    ordered = sorted(groups, key=lambda p: (p is not None, p or Place("", "")))  # the hub's own first
+    with ThreadPoolExecutor(max_workers=min(MAX_PLACES_IN_PARALLEL, len(ordered)),
+                            thread_name_prefix="reconcile") as pool:
+        futures = [pool.submit(_run_place, ctx, deps, place, groups[place], hooks) for place in ordered]
+        return [future.result() for future in futures]
+
+
+def _raise_place_failures(runs: list[PlaceRun]) -> None:
+    """After every place was done: log and count (PlaceFailed) each place with a failure, then fail the run."""
+    failed = [run for run in runs if run.failed]
+    for run in failed:
+        logger.error("a place could not be reconciled", extra={"place": run.label, "failures": len(run.failures)})
+        metrics.add_metric(name="PlaceFailed", unit=MetricUnit.Count, value=1)
+    if not failed:
+        return
+    errors = [e for run in failed for e in run.errors]
+    entries = [e for run in failed for e in run.failures]
+    first = errors[0] if errors else None
+    detail = f"{type(first).__name__}: {first}" if first is not None else "; ".join(e.outcome for e in entries[:3])
+    failure = PlacesFailed(entries, f"{len(failed)} of {len(runs)} places could not be reconciled "
+                                    f"({', '.join(run.label for run in failed)}); the others were: {detail}"[:1000])
+    mark_counted(failure)  # each failure was counted (ActionFailed) where it happened
+    raise failure from first
 
 
 def run_hook(ctx: Context, deps: Dependencies, hook: ReconcileHook, policies: list[ServicePolicy]) -> list[AuditEntry]:
@@ -68,8 +196,6 @@ def run_hook(ctx: Context, deps: Dependencies, hook: ReconcileHook, policies: li
     try:
         return hook(ctx, deps, policies)
     except Exception as exc:
-        from autopilot.usecases.observe import count_failure
-
         name = getattr(hook, "__name__", type(hook).__name__)
         entry = record(ctx, target="-", trigger=f"reconcile: {name}", outcome="failed:hook",
                        reason=f"the {name} pass failed as a whole", error=f"{type(exc).__name__}: {exc}"[:500],

@@ -26,6 +26,7 @@ from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
 from autopilot.models.events import InvalidEvent
 from autopilot.models.healing_state import RestartMessage, RestartState
+from autopilot.models.place import Place
 from autopilot.models.policy import TaskPolicy, family_key
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.models.validation import first_error
@@ -46,11 +47,12 @@ def parse_message(body: str) -> RestartMessage:
 @counts_failures
 def handle_restart_message(body: str, deps: Dependencies, message_id: str = "-") -> dict[str, Any]:
     """One restart queue message. Raises only on errors worth a redelivery (store unreachable, ...)."""
+    # A message names its place only when it is a member's (decide.restarts): one naming none is the hub's own.
     opened = open_event(deps, body, source="restarter", what="restart message", parse=parse_message,
-                        event_id=f"sqs:{message_id}")
+                        event_id=f"sqs:{message_id}", trigger=_trigger, unnamed_is_home=True)
     if isinstance(opened, Rejected):
         return opened.response
-    ctx, message = opened
+    ctx, message = opened.ctx, opened.parsed
     entries = run_restart(ctx, message)
     count_outcomes(entries, ctx.started)
     for entry in entries:
@@ -64,9 +66,15 @@ def _restarts(decided: tuple[Decision, RestartState], snap: Snapshot) -> tuple[D
     return decision, snap.state.model_copy(update={"restarts": restarts})
 
 
+def _trigger(message: RestartMessage) -> str:
+    return f"restart #{message.sequence} of {message.cluster}/{message.family} due"
+
+
 def run_restart(ctx: Context, message: RestartMessage) -> list[AuditEntry]:
-    key = family_key(message.cluster, message.family)
-    trigger = f"restart #{message.sequence} of {message.cluster}/{message.family} due"
+    """Run a due restart (``ctx`` acts in the message's place: ``runner.open_event``)."""
+    place = Place(message.account, message.region) if message.account and message.region else None
+    key = family_key(message.cluster, message.family, place)
+    trigger = _trigger(message)
     policy = ctx.store.get_policy(key)
     if not isinstance(policy, TaskPolicy):
         return [record(ctx, target=key, trigger=trigger, outcome="ignored:no-policy",

@@ -24,6 +24,7 @@ from autopilot.models.deployment_events import (
     DeploymentChange,
     parse_deployment_event,
 )
+from autopilot.models.place import Place
 from autopilot.models.policy import Rollout, TaskPolicy, service_key
 from autopilot.models.rollout_state import RolloutState
 from autopilot.models.state import ServiceState, Snapshot
@@ -37,24 +38,30 @@ from autopilot.usecases.runner import Context, Rejected, act, open_event, record
 @counts_failures
 def handle_deployment_event(event: Any, deps: Dependencies) -> dict[str, Any]:
     """Parse, then act; an invalid event is rejected (logged, counted, audited) with no AWS call."""
-    opened = open_event(deps, event, source="rollout", what="deployment event", parse=parse_deployment_event)
+    opened = open_event(deps, event, source="rollout", what="deployment event", parse=parse_deployment_event,
+                        trigger=_trigger)
     if isinstance(opened, Rejected):
         return opened.response
-    ctx, change = opened
-    entry = apply_deployment_change(ctx, change, deps.ecs)
+    ctx, change, place, placed = opened
+    entry = apply_deployment_change(ctx, change, placed.ecs, place)
     count_outcomes([entry], ctx.started)
     return {"status": "ok", "event": change.event_name, "deployment": change.deployment_id,
             "outcomes": [{"target": entry.target, "outcome": entry.outcome, "reason": entry.reason}]}
 
 
-def apply_deployment_change(ctx: Context, change: DeploymentChange, ecs: EcsPort) -> AuditEntry:
-    trigger = f"{change.event_name} {change.deployment_id}"
+def _trigger(change: DeploymentChange) -> str:
+    return f"{change.event_name} {change.deployment_id}"
+
+
+def apply_deployment_change(ctx: Context, change: DeploymentChange, ecs: EcsPort,
+                            place: Place | None = None) -> AuditEntry:
+    trigger = _trigger(change)
     ref = change.service
     if ref.cluster is None:
         return record(ctx, target="-", trigger=trigger, outcome="ignored:no-cluster-in-arn",
                       reason=f"service ARN {ref.arn} has the old format without a cluster name; "
                       f"no policy can be matched to it")
-    policy = ctx.store.get_policy(service_key(ref.cluster, ref.service))
+    policy = ctx.store.get_policy(service_key(ref.cluster, ref.service, place))
     if policy is None or isinstance(policy, TaskPolicy):
         return record(ctx, target="-", trigger=trigger, outcome="ignored:unmanaged",
                       reason=f"no policy manages service {ref.cluster}/{ref.service}")

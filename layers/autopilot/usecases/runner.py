@@ -28,18 +28,19 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from autopilot.backoff import Sleep, pause, real_sleep
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
 from autopilot.models.events import InvalidEvent
+from autopilot.models.place import Place
 from autopilot.models.policy import effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import ConcurrentUpdate, Dependencies, ExecutorPort, StateStorePort
-from autopilot.settings import admits
 from autopilot.usecases.observe import count_failure, count_invalid, count_outcomes, mark_counted
+from autopilot.usecases.places import FOREIGN, Refused, admission
 
 MAX_ATTEMPTS = 5
 
@@ -65,6 +66,7 @@ class Context:
     errors: list[BaseException] = field(default_factory=list)  # the exception behind each of ``failures``
     # The reconciler's passes each look at the states of many services: read once a run (``states``).
     snapshots: dict[str, Snapshot] | None = None
+    place: str | None = None  # "account/region" when the event or pass is a member place's (issue 13)
 
     def failed(self, entry: AuditEntry, error: BaseException) -> AuditEntry:
         """Keep an isolated failure (already audited and counted) for ``raise_failures``."""
@@ -115,26 +117,44 @@ def raise_failures(ctx: Context) -> None:
 
 @dataclass(frozen=True)
 class Rejected:
-    """An event a use case refused to act on (invalid; or ``ignored``: from another account or region);
-    ``response`` is what the handler answers."""
+    """An event a use case refused to act on (invalid; or ``ignored``: from a place this deployment does not act
+    in); ``response`` is what the handler answers."""
 
     reason: str
     status: str = "rejected"
+    entry: AuditEntry | None = None  # the audit record of an ignored event (its outcome in the response)
 
     @property
     def response(self) -> dict[str, Any]:
-        return {"status": self.status, "reason": self.reason}
+        answer: dict[str, Any] = {"status": self.status, "reason": self.reason}
+        if self.entry is not None:
+            answer["outcomes"] = [{"target": self.entry.target, "outcome": self.entry.outcome,
+                                   "reason": self.entry.reason}]
+        return answer
+
+
+class Opened[Parsed](NamedTuple):
+    """An admitted event: the invocation's context, the parsed event, its place (None: the hub's own) and the
+    dependencies acting there (the context's executor and place follow them)."""
+
+    ctx: Context
+    parsed: Parsed
+    place: Place | None
+    deps: Dependencies
 
 
 def open_event[Parsed](deps: Dependencies, event: Any, *, source: str, what: str, parse: Callable[[Any], Parsed],
-                       event_id: str | None = None) -> tuple[Context, Parsed] | Rejected:
-    """The opening every event-driven use case shares: a context, then ``parse``.
+                       event_id: str | None = None, trigger: Callable[[Parsed], str] | None = None,
+                       unnamed_is_home: bool = False) -> Opened[Parsed] | Rejected:
+    """The opening every event-driven use case shares: a context, ``parse``, then the one admission check.
 
     An event ``parse`` refuses (``InvalidEvent``) is rejected: one log line, one InvalidEvent metric, one
-    ``rejected:invalid-event`` audit record, and no AWS mutation. An event from another account or region
-    (the parsed event's ``account`` and ``region``, ``settings.admits``) is ignored: one
-    ``ignored:foreign-account`` audit record, counted (Skipped), no AWS call. ``event_id`` defaults to the
-    event's ``id``.
+    ``rejected:invalid-event`` audit record, and no AWS mutation. An event whose place (the parsed event's
+    ``account`` and ``region``) is not admitted (``usecases.places.admission``: the hub's own, a registered
+    member's, or one a stored policy names) is ignored: one ``ignored:foreign-account`` audit record, counted
+    (Skipped), no policy read and no AWS call. ``event_id`` defaults to the event's ``id``; ``trigger`` says
+    what happened in the audit record of an ignored event; ``unnamed_is_home``: an event naming no place at all
+    is the hub's own (our own restart messages; AWS's events always name theirs).
     """
     if event_id is None:
         event_id = str(event.get("id", "-")) if isinstance(event, dict) else "-"
@@ -147,16 +167,20 @@ def open_event[Parsed](deps: Dependencies, event: Any, *, source: str, what: str
         record(ctx, target="-", trigger=f"invalid {what}", outcome="rejected:invalid-event", reason=reason)
         return Rejected(reason)
     ctx.event_id = str(getattr(parsed, "event_id", None) or event_id)  # e.g. the alarm-action form has no "id"
-    if hasattr(parsed, "account") and not admits(deps.settings, parsed.account, getattr(parsed, "region", None)):
-        reason = (f"{what} from account {parsed.account or '?'} in {getattr(parsed, 'region', None) or '?'}: "
-                  f"this deployment acts on account {deps.settings.account or 'any'} "
-                  f"in {deps.settings.region or 'any region'} only")
-        entry = record(ctx, target="-", trigger=f"{what} from another account or region",
-                       outcome="ignored:foreign-account", reason=reason)
+    place = admission(deps.home, ctx.store, getattr(parsed, "account", None), getattr(parsed, "region", None),
+                      what=what, unnamed_is_home=unnamed_is_home)
+    if isinstance(place, Refused):
+        said = trigger(parsed) if trigger is not None else what
+        entry = record(ctx, target="-", trigger=f"{said} (from another account or region)"[:500], outcome=FOREIGN,
+                       reason=place.reason, place=place.place)
         count_outcomes([entry], ctx.started)
-        logger.warning("ignored an event from another account or region", extra={"reason": reason})
-        return Rejected(reason, status="ignored")
-    return ctx, parsed
+        logger.warning("ignored an event from another account or region", extra={"reason": place.reason})
+        return Rejected(place.reason, status="ignored", entry=entry)
+    placed = deps.at(place)
+    if place is not None:
+        ctx.executor = placed.executor
+        ctx.place = str(place)
+    return Opened(ctx, parsed, place, placed)
 
 
 def act(
@@ -333,12 +357,13 @@ def _entry(ctx: Context, key: str, trigger: str, decision: Decision, mode: str) 
         reason=decision.reason,
         mode=mode,
         actions=[a.model_dump(mode="json") for a in decision.actions],
+        place=ctx.place,
     )
 
 
 def record(
     ctx: Context, *, target: str, trigger: str, outcome: str, reason: str, error: str | None = None,
-    best_effort: bool = False,
+    best_effort: bool = False, place: object | None = None,
 ) -> AuditEntry:
     """Audit something that concerned no managed service (ignored or rejected events), or a failure
     (``best_effort``: a failure to write the record is logged, the failure it records matters more)."""
@@ -352,6 +377,7 @@ def record(
         reason=reason,
         mode=ctx.global_mode,
         error=error,
+        place=str(place) if place is not None else ctx.place,
     )
     if best_effort:
         _best_effort_audit(ctx, entry)

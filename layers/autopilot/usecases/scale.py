@@ -8,6 +8,7 @@ from autopilot.decide.scaling import cooldown_precheck, decide_scaling
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
 from autopilot.models.events import AlarmChange, parse_alarm_event
+from autopilot.models.place import Place
 from autopilot.models.policy import ScalingRule, ServicePolicy
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
@@ -19,25 +20,32 @@ from autopilot.usecases.runner import Context, Rejected, act, open_event, raise_
 @counts_failures
 def handle_alarm_event(event: Any, deps: Dependencies) -> dict[str, Any]:
     """Parse, then act; invalid events are rejected (logged, counted, audited) without any AWS mutation."""
-    opened = open_event(deps, event, source="scaler", what="alarm event", parse=parse_alarm_event)
+    opened = open_event(deps, event, source="scaler", what="alarm event", parse=parse_alarm_event,
+                        trigger=_trigger)
     if isinstance(opened, Rejected):
         return opened.response
-    ctx, change = opened
-    ctx.event_id = change.event_id
+    ctx, change = opened.ctx, opened.parsed
     ctx.isolate = True  # one alarm may name several services: each is decided and acted on on its own
-    entries = apply_alarm_change(ctx, change, deps.ecs)
+    entries = apply_alarm_change(ctx, change, opened.deps.ecs, opened.place)
     count_outcomes(entries, ctx.started)
     raise_failures(ctx)  # after the others were done; the retry finds their event applied
     return {"status": "ok", "alarm": change.alarm_name, "state": change.state,
             "outcomes": [{"target": e.target, "outcome": e.outcome, "reason": e.reason} for e in entries]}
 
 
-def apply_alarm_change(ctx: Context, change: AlarmChange, ecs: EcsPort) -> list[AuditEntry]:
-    trigger = f"alarm {change.alarm_name} -> {change.state}"
-    policies = ctx.store.policies_for_alarm(change.alarm_name)
+def _trigger(change: AlarmChange) -> str:
+    return f"alarm {change.alarm_name} -> {change.state}"
+
+
+def apply_alarm_change(ctx: Context, change: AlarmChange, ecs: EcsPort, place: Place | None = None) -> list[AuditEntry]:
+    """Apply every policy of ``place`` (None: the hub's own) naming the alarm: an alarm is only ever its own
+    account's and region's, so a policy elsewhere naming an alarm of the same name is not concerned."""
+    trigger = _trigger(change)
+    policies = [p for p in ctx.store.policies_for_alarm(change.alarm_name) if p.metadata.place == place]
     if not policies:
+        where = f" in {place}" if place is not None else ""
         return [record(ctx, target="-", trigger=trigger, outcome="ignored:unknown-alarm",
-                       reason=f"no policy names alarm {change.alarm_name!r}")]
+                       reason=f"no policy names alarm {change.alarm_name!r}{where}")]
     if change.state != "ALARM":
         return [record(ctx, target=p.key, trigger=trigger, outcome=f"ignored:{change.state.lower()}",
                        reason=f"{change.state} never triggers a rule (only a transition to ALARM does)")

@@ -10,7 +10,10 @@ the scaler and the healer of theirs. So, above ``reconcile_shard_size`` service 
   paced within the account's rate limits instead of arriving at once;
 - the queue's event source mapping (batch size 1, at most 2 concurrent) runs each shard in an invocation of
   its own: every service policy whose key hashes to the shard (a stable hash: a service stays in its shard
-  while the estate grows by whole shards), with the full run's guarantees (``usecases.reconcile``);
+  while the estate grows by whole shards), with the full run's guarantees (``usecases.reconcile``). A member
+  place's keys carry the place (issue 13), so a shard holds (place, policy) entries of every place, about
+  ``1/count`` of each: within the shard they are grouped by place again, each place with its own ports and
+  thread, and each account's calls stay spread over the shards and the minute;
 - a shard that fails ends its invocation with the error (counted, alarmed); SQS would deliver it again after
   the visibility timeout, when it is stale: a shard older than a minute does nothing (the next minute's run
   has covered its services), so nothing is ever done twice by a late shard.

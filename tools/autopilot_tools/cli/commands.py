@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from autopilot.models.policy import ServicePolicy, TaskPolicy, family_key, service_key
+from autopilot.models.place import Place, elsewhere
+from autopilot.models.policy import ServicePolicy, TaskPolicy, family_key, placed, service_key
 from autopilot_tools.cli import render
 from autopilot_tools.cli.discovery import CliError, find_table
 from autopilot_tools.policyfile import SourcedPolicy, describe, label, load_sourced
@@ -54,6 +55,60 @@ def open_store(args: argparse.Namespace) -> StateTable:
     choice = find_table(args.table, args.stack)
     args.resolved_table = choice.name
     return StateTable(choice.name)
+
+
+# ------------------------------------------------------------------------------------ places (issue 13)
+def hub_place(args: argparse.Namespace, store: StateTable) -> Place:
+    """The hub's own account and region: the state table's (its ARN), asked once per command and only when
+    a place must be compared with it. The region is the one the CLI talks to; the account comes from
+    DescribeTable, else from STS GetCallerIdentity (no permission needed)."""
+    found = getattr(args, "resolved_home", None)
+    if isinstance(found, Place):
+        return found
+    region = str(store.client.meta.region_name)
+    try:
+        arn = str(store.client.describe_table(TableName=store.name)["Table"]["TableArn"]).split(":")
+        account, region = arn[4], arn[3] or region
+    except Exception:  # no dynamodb:DescribeTable: the caller's own account is the table's in practice
+        import boto3
+
+        account = str(boto3.session.Session().client("sts").get_caller_identity()["Account"])
+    home = Place(account, region)
+    args.resolved_home = home
+    return home
+
+
+def _place_filter(args: argparse.Namespace, store: StateTable) -> tuple[str | None, str | None]:
+    """(account, region) that --account and --region narrow the command to; None where they leave it open or
+    name the hub's own region (its policies need no look-up: the table is where the CLI talks to)."""
+    if not getattr(args, "places", False):
+        return None, None
+    region = args.region or None
+    if region is not None and not getattr(args, "hub_region", None) and not getattr(args, "account", None):
+        region = None  # --region alone picks the stack, whose own region every place-less policy is in
+    return getattr(args, "account", None) or None, region
+
+
+def _filters_place(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "places", False) and (getattr(args, "account", None) or args.region))
+
+
+def _in_wanted_place(place: Place | None, args: argparse.Namespace, store: StateTable) -> bool:
+    """``place`` (None: the hub's own) is in the account and region --account and --region name."""
+    account, region = _place_filter(args, store)
+    if account is None and region is None:
+        return place is None or not args.region or place.region == args.region
+    actual = place or hub_place(args, store)
+    return (account is None or actual.account == account) and (region is None or actual.region == region)
+
+
+def _target_place(args: argparse.Namespace, store: StateTable) -> Place | None:
+    """The place --account/--region name for one target (None: the hub's own, whose keys carry no place)."""
+    account, region = _place_filter(args, store)
+    if account is None and region is None:
+        return None
+    home = hub_place(args, store)
+    return elsewhere(Place(account or home.account, region or home.region), home)
 
 
 def _loaded(files: list[str], allow_empty: bool) -> tuple[list[SourcedPolicy], bool]:
@@ -165,6 +220,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
         out("nothing to apply: no policies in " + ", ".join(args.files))
         return 0
     store = open_store(args)
+    if any(s.policy.metadata.place is not None for s in policies):  # a place is stored the way events name it
+        home = hub_place(args, store)
+        policies = [SourcedPolicy(placed(s.policy, home), s.file, s.document) for s in policies]
+        first: dict[str, SourcedPolicy] = {}
+        for sourced in policies:
+            earlier = first.setdefault(sourced.policy.key, sourced)
+            if earlier is not sourced:
+                raise CliError(f"{sourced.file}: document {sourced.document}: {describe(sourced.policy)} is "
+                               f"already defined in {earlier.file} document {earlier.document} (the hub's own "
+                               f"account and region, {home}, is the default place)")
     actor = "" if args.dry_run else who()
     counts: dict[str, int] = {"created": 0, "updated": 0, "unchanged": 0}
     for sourced in policies:
@@ -186,16 +251,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_of(args: argparse.Namespace) -> tuple[str, str, str]:
-    """(table key, kind, cluster/name) for --cluster with --service or --family."""
+def _key_of(args: argparse.Namespace, store: StateTable) -> tuple[str, str, str]:
+    """(table key, kind, cluster/name) for --cluster with --service or --family (and --account/--region)."""
+    place = _target_place(args, store)
+    where = f" in {place}" if place is not None else ""
     if args.service:
-        return service_key(args.cluster, args.service), "ServicePolicy", f"{args.cluster}/{args.service}"
-    return family_key(args.cluster, args.family), "TaskPolicy", f"{args.cluster}/{args.family}"
+        return (service_key(args.cluster, args.service, place), "ServicePolicy",
+                f"{args.cluster}/{args.service}{where}")
+    return family_key(args.cluster, args.family, place), "TaskPolicy", f"{args.cluster}/{args.family}{where}"
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    key, kind, name = _key_of(args)
     store = open_store(args)
+    key, kind, name = _key_of(args, store)
     actor = who()
     command = f"delete --cluster {args.cluster} " + (f"--service {args.service}" if args.service
                                                       else f"--family {args.family}")
@@ -210,8 +278,8 @@ def set_paused(args: argparse.Namespace, paused: bool) -> int:
     """Flip ServiceState.paused with a conditional write (retried on a concurrent update), audited."""
     from autopilot.store.table import AuditEntry, ConcurrentUpdate
 
-    key, kind, name = _key_of(args)
     store = open_store(args)
+    key, kind, name = _key_of(args, store)
     policy = store.get_policy(key)
     if policy is None:
         raise CliError(f"no {kind} for {name}: autopilot only pauses what a policy manages "
@@ -249,8 +317,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------ get
-def _wanted(policy: AnyPolicy, args: argparse.Namespace) -> bool:
+def _wanted(policy: AnyPolicy, args: argparse.Namespace, store: StateTable) -> bool:
     if args.cluster and policy.metadata.cluster != args.cluster:
+        return False
+    if not _in_wanted_place(policy.metadata.place, args, store):
         return False
     if args.service and not (isinstance(policy, ServicePolicy) and policy.metadata.service == args.service):
         return False
@@ -260,7 +330,7 @@ def _wanted(policy: AnyPolicy, args: argparse.Namespace) -> bool:
 def cmd_get(args: argparse.Namespace) -> int:
     """Stored policies (filtered) with their state: mode, paused, cooldowns, LKG, and whatever else is kept."""
     store = open_store(args)
-    policies = sorted((p for p in store.list_policies() if _wanted(p, args)), key=lambda p: p.key)
+    policies = sorted((p for p in store.list_policies() if _wanted(p, args, store)), key=lambda p: p.key)
     snapshots = store.load_states([p.key for p in policies])
     now = utcnow()
     if args.json:
@@ -269,7 +339,8 @@ def cmd_get(args: argparse.Namespace) -> int:
                          "stateVersion": snapshots[p.key].version} for p in policies], indent=2))
         return 0
     if not policies:
-        out("no policies found" + (" matching the filters" if args.cluster or args.service or args.family else ""))
+        filtered = args.cluster or args.service or args.family or args.account or (args.hub_region and args.region)
+        out("no policies found" + (" matching the filters" if filtered else ""))
         return 0
     blocks = []
     for policy in policies:
@@ -291,11 +362,17 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise CliError(f"--since: {exc}", code=2) from None
     store = open_store(args)
     name = args.service or args.family  # a family's entries share the cluster/name partition
+
+    def where(entry: AuditEntry) -> bool:
+        return _in_wanted_place(entry.target_place, args, store)
+
     if name and not args.cluster:  # the store reads a service's partition only with its cluster
-        entries = [e for e in store.history(since=since, now=now, limit=max(args.limit * 20, 2000))
+        entries = [e for e in store.history(since=since, now=now, limit=max(args.limit * 20, 2000), where=where)
                    if e.cluster_service[1] == name][: args.limit]
     else:
-        entries = store.history(cluster=args.cluster, service=name, since=since, now=now, limit=args.limit)
+        entries = store.history(cluster=args.cluster, service=name, since=since, now=now, limit=args.limit,
+                                place=_target_place(args, store) if args.cluster and name else None,
+                                where=where if _filters_place(args) else None)
     if args.json:
         out(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
         return 0

@@ -44,7 +44,10 @@ def _table_options() -> argparse.ArgumentParser:
                        help=f"the deployed CloudFormation stack to find the table in (default: $AUTOPILOT_STACK "
                             f"or {DEFAULT_STACK})")
     group.add_argument("--region", help="AWS region (default, as the AWS CLI: $AWS_REGION, then $AWS_DEFAULT_REGION, "
-                                        "then the profile's region)")
+                                        "then the profile's region); for get, history, pause, resume and delete also "
+                                        "the region of the services (see --hub-region)")
+    group.add_argument("--hub-region", help="the region of the hub stack and its table when --region names a member "
+                                            "region (default: $AUTOPILOT_HUB_REGION, then --region)")
     return parent
 
 
@@ -54,6 +57,9 @@ def _target_options(parser: argparse.ArgumentParser, *, required: bool, family: 
     which.add_argument("--service", help="ECS service name (ServicePolicy)")
     if family:
         which.add_argument("--family", help="task definition family (TaskPolicy)")
+    parser.add_argument("--account", help="the services' AWS account (default: the hub's own); --region names "
+                                          "their region")
+    parser.set_defaults(places=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +195,8 @@ def describe_error(exc: BaseException, args: Any = None) -> str:
         return f"stored data this version of autopilot cannot read (is the CLI older than the stack?): {first}"
     if name == "ConcurrentUpdate":
         return f"the state of {exc} kept changing; try again"
+    if name == "PolicyOwned":  # a policy a CloudFormation stack declares (or the CLI, for a stack)
+        return str(exc)
     response = getattr(exc, "response", None)
     if isinstance(response, dict) and "Error" in response:
         code = str(response["Error"].get("Code", "?"))
@@ -233,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def run() -> int:
-        with _region(chosen_region(getattr(args, "region", None))):
+        hub = getattr(args, "hub_region", None) or os.environ.get("AUTOPILOT_HUB_REGION") or None
+        args.hub_region = hub
+        with _region(chosen_region(hub or getattr(args, "region", None))):
             return int(handler(args))
 
     return _guarded(run, args)

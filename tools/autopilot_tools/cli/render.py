@@ -60,8 +60,11 @@ def span(seconds: float) -> str:
 
 # ------------------------------------------------------------------------------------ policies
 def target_of(key: str) -> str:
-    """``SVC#prod#web`` -> ``prod/web``; ``TASK#batch#etl`` -> ``batch/etl (task)``; others unchanged."""
+    """``SVC#prod#web`` -> ``prod/web``; ``TASK#batch#etl`` -> ``batch/etl (task)``; a member place's keys
+    ``SVC#<account>#<region>#prod#web`` -> ``prod/web @ <account>/<region>``; others unchanged."""
     parts = key.split("#")
+    if len(parts) == 5 and parts[0] in ("SVC", "TASK"):
+        return f"{target_of('#'.join([parts[0], parts[3], parts[4]]))} @ {parts[1]}/{parts[2]}"
     if len(parts) == 3 and parts[0] == "SVC":
         return f"{parts[1]}/{parts[2]}"
     if len(parts) == 3 and parts[0] == "TASK":
@@ -70,8 +73,10 @@ def target_of(key: str) -> str:
 
 
 def name_of(policy: AnyPolicy) -> str:
+    """``prod/web``, with `` @ account/region`` for a policy of a member place."""
     name = policy.metadata.service if isinstance(policy, ServicePolicy) else policy.metadata.family
-    return f"{policy.metadata.cluster}/{name}"
+    place = policy.metadata.place
+    return f"{policy.metadata.cluster}/{name}" + (f" @ {place}" if place is not None else "")
 
 
 def flat(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -12,6 +12,8 @@ demo does *through* them, rather than through the AWS API, is here and only here
   service (about 180 stat calls); the list never changes while the demo runs, so it is computed once.
 - The network a policy names: moto invents subnet and security group ids; the demo gives the
   emulator's subnet and group the ids ``examples/policies.yaml`` names, so RunTask finds them.
+- CloudFormation's answer URL: the policy custom resource's handler (crhelper) PUTs its answer over HTTPS to
+  a pre-signed S3 URL; the demo plays CloudFormation and takes the answer in-process instead.
 """
 
 from __future__ import annotations
@@ -130,6 +132,32 @@ def hold(queue_name: str, message_id: str) -> None:
 
 
 _ORIGINAL_LIST: Any = None
+_ORIGINAL_HTTPS: Any = None
+ANSWERS: list[dict[str, Any]] = []  # what custom resource handlers answered CloudFormation, in order
+
+
+def capture_cloudformation_answers() -> list[dict[str, Any]]:
+    """Take crhelper's PUTs to CloudFormation's pre-signed URL in-process (the list ``ANSWERS`` grows)."""
+    global _ORIGINAL_HTTPS
+    import json
+
+    import crhelper.utils
+
+    if _ORIGINAL_HTTPS is None:
+        _ORIGINAL_HTTPS = getattr(crhelper.utils, "HTTPSConnection")  # noqa: B009 (crhelper is untyped)
+
+        class Answer:
+            def __init__(self, host: str, context: Any = None) -> None:
+                self.host = host
+
+            def request(self, method: str, url: str, body: str, headers: dict[str, str]) -> None:
+                ANSWERS.append(json.loads(body))
+
+            def getresponse(self) -> Any:
+                return type("Response", (), {"reason": "OK", "status": 200})()
+
+        setattr(crhelper.utils, "HTTPSConnection", Answer)  # noqa: B010
+    return ANSWERS
 
 
 def speed_up_dispatch() -> None:
@@ -157,4 +185,10 @@ def restore() -> None:
     if _ORIGINAL_LIST is not None:
         moto.backends.list_of_moto_modules = _ORIGINAL_LIST
         _ORIGINAL_LIST = None
+    global _ORIGINAL_HTTPS
+    if _ORIGINAL_HTTPS is not None:
+        import crhelper.utils
+
+        setattr(crhelper.utils, "HTTPSConnection", _ORIGINAL_HTTPS)  # noqa: B010
+        _ORIGINAL_HTTPS = None
     state_manager.unset_transition(model_name="ecs::task")

@@ -12,16 +12,14 @@ import contextlib
 import io
 import json
 import os
-import signal
 import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from autopilot_tools.demo.emulator import Emulator, emulator_missing, preserved_environment
+from autopilot_tools.demo.emulator import Emulator, emulator_missing, preserved_environment, terminate_as_interrupt
 from autopilot_tools.demo.estate import POLICIES, PolicyFileError
 from autopilot_tools.demo.lambdas import function_available
 from autopilot_tools.demo.render import TerminalPrinter
@@ -69,7 +67,7 @@ def run(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results: list[ScenarioResult] = []
     interrupted = False
-    with preserved_environment(), _terminate_as_interrupt(), warnings.catch_warnings():
+    with preserved_environment(), terminate_as_interrupt(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         emulator = Emulator()
         try:
@@ -166,19 +164,3 @@ def _shown_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     return str(path)
 
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends the demo like Ctrl-C: through the finally blocks that stop the emulator."""
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,23 @@ def preserved_environment() -> Iterator[None]:
         os.environ.clear()
         os.environ.update(saved)
         reset_caches()
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops like Ctrl-C does: through the finally blocks that stop the emulator."""
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Emulator:

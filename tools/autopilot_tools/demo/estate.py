@@ -187,8 +187,9 @@ def alarm_spec(name: str) -> AlarmSpec:
                       3, f"{name} (defined by the demo for a policy that names it)")
 
 
-def put_alarm(spec: AlarmSpec) -> None:
-    """PutMetricAlarm for a single-metric or metric-math alarm."""
+def put_alarm(spec: AlarmSpec, cloudwatch: Any | None = None) -> None:
+    """PutMetricAlarm for a single-metric or metric-math alarm (``cloudwatch``: another account's client)."""
+    cloudwatch = cloudwatch or client("cloudwatch")
     common: dict[str, Any] = {
         "AlarmName": spec.name, "AlarmDescription": spec.description, "EvaluationPeriods": spec.periods,
         "DatapointsToAlarm": spec.periods, "Threshold": spec.threshold, "ComparisonOperator": spec.comparison,
@@ -202,11 +203,11 @@ def put_alarm(spec: AlarmSpec) -> None:
                 "Period": spec.period, "Stat": stat}}
             for mid, ns, metric, dims, stat in spec.math]
         metrics.append({"Id": "e1", "Expression": spec.expression, "Label": spec.description, "ReturnData": True})
-        client("cloudwatch").put_metric_alarm(Metrics=metrics, **common)
+        cloudwatch.put_metric_alarm(Metrics=metrics, **common)
         return
     percentile = spec.statistic.startswith("p")
     statistic = {"ExtendedStatistic": spec.statistic} if percentile else {"Statistic": spec.statistic}
-    client("cloudwatch").put_metric_alarm(
+    cloudwatch.put_metric_alarm(
         Namespace=spec.namespace, MetricName=spec.metric, Period=spec.period,
         Dimensions=[{"Name": k, "Value": v} for k, v in spec.dimensions.items()], **statistic, **common)
 

@@ -35,6 +35,7 @@ FOLDERS = {
     "RolloutFunction": "rollout",
     "RestarterFunction": "restarter",
     "ReconcilerFunction": "reconciler",
+    "PolicyResourceFunction": "policy_resource",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from autopilot.models.policy import ServicePolicy, TaskPolicy
 from autopilot_tools.demo.dataplane import Behaviour
@@ -303,6 +304,259 @@ def restarts(sim: Sim) -> None:
     sim.expect_notifications(contains="gave up", count=1)
 
 
+# ============================================================================ (i) organisations (issue 13)
+RETAIL = ("111111111111", "us-east-1")  # a member account in the hub's region
+PAYMENTS = ("222222222222", "eu-west-1")  # a member account in another region
+STRANGER = "999999999999"  # not a member, named by no policy
+ORGANISATION_PARAMETERS = {"MemberAccounts": f"{RETAIL[0]},{PAYMENTS[0]}", "MemberRegions": "us-east-1,eu-west-1"}
+
+
+def accounts(sim: Sim) -> None:
+    from autopilot.models.place import Place
+    from autopilot_tools.demo.estate import ROOT, alarm_spec, apply_policies, load_policy_file, put_alarm, state_value
+    from autopilot_tools.demo.events import alarm_state_change, cw_time, deployment_state_change
+    from autopilot_tools.demo.organisation import OrgRouter, as_member, at
+
+    retail, payments = Place(*RETAIL), Place(*PAYMENTS)
+    path = ROOT / "examples" / "organisation.yaml"
+    policies = load_policy_file(path)
+    _assume(any(p.metadata.place == retail and getattr(p.metadata, "service", "") == "shop" for p in policies),
+            "(organisation.yaml) has a policy for prod/shop in 111111111111/us-east-1")
+    sim.say(f"The hub stack runs in {sim.stack.ref('AWS::AccountId')}/us-east-1 with MemberAccounts "
+            f"{ORGANISATION_PARAMETERS['MemberAccounts']} and MemberRegions "
+            f"{ORGANISATION_PARAMETERS['MemberRegions']}; "
+            "CloudFormation creates its member registry. Each member runs templates/member-account.yaml: "
+            "forwarding rules to the hub's event bus, and the role the hub acts through.")
+    _members_registry(sim)
+    router = OrgRouter([retail, payments], {**sim.stack.parameters, **ORGANISATION_PARAMETERS})
+    shop = _member_service(retail, "shop", desired=2)
+    pay = _member_service(payments, "payments", desired=3)
+    spec = alarm_spec("shop-cpu-high")
+    put_alarm(spec, at(retail, "cloudwatch"))
+    for line in apply_policies(sim.store, policies, path, sim.clock()):
+        sim.say(f"autopilot apply examples/organisation.yaml: {line}")
+
+    sim.say("Lunchtime in the retail account: prod/shop's CPU alarm fires there. Its EventBridge rule forwards the "
+            "event to the hub's bus; the hub assumes the member role in 111111111111 and scales the service there.")
+    cw = at(retail, "cloudwatch")
+    cw.set_alarm_state(AlarmName=spec.name, StateValue="ALARM", StateReason="demo", StateReasonData="{}")
+    alarm = cw.describe_alarms(AlarmNames=[spec.name])["MetricAlarms"][0]
+    state = state_value(spec, "ALARM", 91.0, sim.clock())
+    previous = {"reason": "", "reasonData": "{}", "timestamp": cw_time(sim.clock.start), "value": "OK"}
+    event = as_member(alarm_state_change(alarm, state=state, previous=previous, at=sim.clock()), retail)
+    _route(sim, router, event, retail, f"{spec.name} in 111111111111: OK → ALARM (CPUUtilization 91%)")
+    shop_now = at(retail, "ecs").describe_services(cluster="prod", services=["shop"])["services"][0]
+    sim.check("prod/shop in 111111111111 scaled from 2 to 4 tasks", 4, shop_now["desiredCount"])
+    sim.expect_outcome("scale-out", count=1, target="prod/shop @ 111111111111/us-east-1")
+    sim.say("Four tasks bring the CPU down: the alarm returns to OK there (OK never triggers a rule).")
+    cw.set_alarm_state(AlarmName=spec.name, StateValue="OK", StateReason="demo", StateReasonData="{}")
+    ok = as_member(alarm_state_change(alarm, state=state_value(spec, "OK", 52.0, sim.clock()), previous=state,
+                                      at=sim.clock()), retail)
+    _route(sim, router, ok, retail, f"{spec.name} in 111111111111: ALARM → OK (CPUUtilization 52%)")
+
+    sim.advance(30)
+    sim.say("In the payments account, in eu-west-1, payments:1 has been serving for days: its deployment completed.")
+    ecs_pay = at(payments, "ecs")
+    first = ecs_pay.describe_services(cluster="prod", services=["payments"])["services"][0]["deployments"][0]
+    completed = as_member(deployment_state_change(pay["service"].replace(f":{payments.region}:{payments.account}:",
+                                                                         ":us-east-1:123456789012:"),
+                                                  first["id"], "SERVICE_DEPLOYMENT_COMPLETED", at=sim.clock()),
+                          payments)
+    _route(sim, router, completed, payments, f"SERVICE_DEPLOYMENT_COMPLETED {first['id']} for prod/payments")
+    sim.say("CI ships payments:2, which exits 1 on start. Three tasks crash within a minute.")
+    broken = ecs_pay.register_task_definition(family="payments", containerDefinitions=[
+        {"name": "payments", "image": "payments:2026.11.5", "memory": 512}])["taskDefinition"]["taskDefinitionArn"]
+    ecs_pay.update_service(cluster="prod", service="payments", taskDefinition=broken)
+    for n in range(3):
+        sim.advance(15)
+        crash = _crashed_task(payments, "payments", broken, n, sim)
+        _route(sim, router, crash, payments, f"task {n + 1} of payments:2 STOPPED: container payments exited 1")
+    running = ecs_pay.describe_services(cluster="prod", services=["payments"])["services"][0]["taskDefinition"]
+    sim.check("prod/payments in 222222222222/eu-west-1 rolled back to payments:1", pay["rev1"], running)
+    sim.expect_outcome("rollback", count=1, target="prod/payments @ 222222222222/eu-west-1")
+
+    sim.advance(30)
+    sim.say(f"An alarm named {spec.name} in account {STRANGER}, which is no member and which no policy names, "
+            "reaches the hub (a forwarding rule someone pointed at its default bus).")
+    stranger = Place(STRANGER, "us-east-1")
+    # the stranger's own alarm of the same name: its ARN names its account, as the envelope does
+    theirs = {**alarm, "AlarmArn": alarm["AlarmArn"].replace(f":{retail.region}:{retail.account}:",
+                                                             f":{stranger.region}:{stranger.account}:")}
+    foreign = as_member(alarm_state_change(theirs, state=state_value(spec, "ALARM", 99.0, sim.clock()),
+                                           previous=previous, at=sim.clock()), stranger)
+    foreign["id"] = "stranger-" + foreign["id"]
+    sim.publish(foreign, "CloudWatch", f"{spec.name} in {STRANGER}: OK → ALARM (CPUUtilization 99%)")
+    shop_after = at(retail, "ecs").describe_services(cluster="prod", services=["shop"])["services"][0]
+    sim.check("the stranger's alarm changed nothing anywhere", 4, shop_after["desiredCount"])
+    sim.expect_outcome("ignored:foreign-account", count=1)
+    sim.expect_desired("prod", "web", 6)  # the hub's own services are untouched throughout
+    _ = shop
+
+
+def _members_registry(sim: Sim) -> None:
+    """CloudFormation creates the hub stack's MemberRegistry resource (its parameters, written to the table)."""
+    from autopilot_tools.demo import backdoor
+    from autopilot_tools.demo.organisation import CloudFormation
+
+    answers = backdoor.capture_cloudformation_answers()
+    cfn = CloudFormation("autopilot-local", "arn:aws:lambda:us-east-1:123456789012:function:policy-resource:live")
+    cfn.stack_id = sim.stack.ref("AWS::StackId")
+    request = cfn.request("Create", "MemberRegistry", "Custom::EcsAutopilotMembers", {
+        "Accounts": ORGANISATION_PARAMETERS["MemberAccounts"], "Regions": ORGANISATION_PARAMETERS["MemberRegions"],
+        "OrganizationId": "", "RoleName": "ecs-autopilot-member", "ExternalId": ""})
+    before = len(answers)
+    sim.invoke("PolicyResourceFunction", request.event, actor="CFN",
+               label="Create MemberRegistry (Custom::EcsAutopilotMembers) of the hub stack")
+    request.answer = answers[before] if len(answers) > before else None
+    sim.check("CloudFormation got SUCCESS for the member registry", "SUCCESS", request.status)
+
+
+def _member_service(place: Any, name: str, desired: int) -> dict[str, str]:
+    from autopilot_tools.demo.organisation import at
+
+    ecs = at(place, "ecs")
+    ecs.create_cluster(clusterName="prod")
+    rev1 = ecs.register_task_definition(family=name, containerDefinitions=[
+        {"name": name, "image": f"{name}:2026.11.4", "memory": 512}])["taskDefinition"]["taskDefinitionArn"]
+    service = ecs.create_service(cluster="prod", serviceName=name, taskDefinition=rev1,
+                                 desiredCount=desired)["service"]["serviceArn"]
+    return {"rev1": rev1, "service": service}
+
+
+def _crashed_task(place: Any, service: str, task_definition: str, n: int, sim: Sim) -> dict[str, Any]:
+    from autopilot_tools.demo.events import event_id, task_state_change
+
+    arn = f"arn:aws:ecs:{place.region}:{place.account}"
+    task = {"clusterArn": f"{arn}:cluster/prod", "taskArn": f"{arn}:task/prod/{event_id(f'{service}-{n}')[:32]}",
+            "taskDefinitionArn": task_definition, "group": f"service:{service}", "startedBy": "ecs-svc/7039561123",
+            "cpu": 256, "memory": 512, "createdAt": sim.clock(), "startedAt": sim.clock(), "lastStatus": "STOPPED",
+            "desiredStatus": "STOPPED", "stopCode": "EssentialContainerExited",
+            "stoppedReason": "Essential container in task exited",
+            "containers": [{"name": service, "image": f"{service}:2026.11.5", "exitCode": 1}]}
+    event = task_state_change(task, at=sim.clock(), version=3)
+    event["account"], event["region"] = place.account, place.region
+    return event
+
+
+def _route(sim: Sim, router: Any, event: dict[str, Any], place: Any, label: str) -> None:
+    """A member's event, through its forwarding rule and the hub bus's rules, to the functions."""
+    from autopilot_tools.demo.timeline import Row
+
+    functions = router.route(event, place)
+    actor = "CloudWatch" if event["source"] == "aws.cloudwatch" else "ECS"
+    sim._row(Row(sim.clock.elapsed, "event", actor, f"{label} (member's rule → hub's bus)", functions=functions))
+    for function in functions:
+        sim.invoke(function, event)
+
+
+# ============================================================================ (j) policies in the teams' stacks
+CHECKOUT_POLICY: dict[str, Any] = {
+    "apiVersion": "autopilot/v1", "kind": "ServicePolicy", "metadata": {"cluster": "prod", "service": "checkout"},
+    "spec": {"scaling": {"minTasks": 2, "maxTasks": 20, "scaleOutCooldownSeconds": 60,
+                         "rules": [{"alarm": "checkout-cpu-high", "steps": [{"lowerBound": 0, "adjustment": 3}]}]}},
+}
+
+
+def policy_in_stack(sim: Sim) -> None:
+    from autopilot_tools.demo import backdoor
+    from autopilot_tools.demo.estate import alarm_spec, put_alarm
+    from autopilot_tools.demo.organisation import CloudFormation
+
+    answers = backdoor.capture_cloudformation_answers()
+    ecs = client_ecs()
+    ecs.register_task_definition(family="checkout", containerDefinitions=[
+        {"name": "checkout", "image": "checkout:2026.11.4", "memory": 512}])
+    ecs.create_service(cluster="prod", serviceName="checkout", taskDefinition="checkout", desiredCount=2)
+    spec = alarm_spec("checkout-cpu-high")
+    put_alarm(spec)
+    sim.estate.alarms[spec.name] = spec
+    sim.estate.services[("prod", "checkout")] = "checkout"
+    function_arn = "arn:aws:lambda:us-east-1:123456789012:function:autopilot-local-PolicyResourceFunction:live"
+    team = CloudFormation("team-checkout", function_arn)
+
+    def send(request_type: str, properties: dict[str, Any] | None, what: str, logical: str = "CheckoutPolicy",
+             stack: CloudFormation = team) -> Any:
+        request = stack.request(request_type, logical, "Custom::EcsAutopilotPolicy", properties)
+        before = len(answers)
+        sim.invoke("PolicyResourceFunction", request.event, actor="CFN",
+                   label=f"{request_type} {logical} (Custom::EcsAutopilotPolicy) in stack "
+                         f"{stack.stack_id.split('/')[1]}: {what}")
+        request.answer = answers[before] if len(answers) > before else None
+        stack.settle(request)
+        from autopilot_tools.demo.timeline import Row
+
+        sim._row(Row(sim.clock.elapsed, "ecs", "CFN",
+                     f"← {request.status}" + (f": {request.reason}" if request.reason else
+                                              f" (physical id {request.answer.get('PhysicalResourceId')})"
+                                              if request.answer else "")))
+        return request
+
+    sim.say("The checkout team declares its policy next to its ECS service, in its own stack "
+            "(Type: Custom::EcsAutopilotPolicy, ServiceToken: !ImportValue ecs-autopilot-PolicyServiceToken). "
+            "CloudFormation passes every number as a string; the function types them back and checks the policy "
+            "as autopilot validate does.")
+    created = send("Create", CHECKOUT_POLICY, "minTasks 2, maxTasks 20, +3 tasks on checkout-cpu-high")
+    sim.check("the stack's Create succeeded", "SUCCESS", created.status)
+    stored = sim.store.get_policy("SVC#prod#checkout")
+    sim.check("the policy is stored, declared by the stack", True,
+              stored is not None and (sim.store.policy_owner("SVC#prod#checkout") or "").endswith("#CheckoutPolicy"))
+    sim.say("The policy is live at once: checkout's CPU alarm fires.")
+    sim.alarm(spec.name, "ALARM", 88)
+    sim.expect_desired("prod", "checkout", 5)
+    sim.alarm(spec.name, "OK", 45)
+
+    sim.advance(60)
+    sim.say("The team lowers maxTasks to 12 in its template and deploys.")
+    lower = {**CHECKOUT_POLICY, "spec": {"scaling": {**CHECKOUT_POLICY["spec"]["scaling"], "maxTasks": 12}}}
+    updated = send("Update", lower, "maxTasks 20 → 12")
+    sim.check("the Update succeeded", "SUCCESS", updated.status)
+    sim.say("A later change has two mistakes: minTasks: two, and a misspelt maxTasks.")
+    bad_scaling = {k: v for k, v in lower["spec"]["scaling"].items() if k != "maxTasks"}
+    bad = {**lower, "spec": {"scaling": {**bad_scaling, "minTasks": "two", "maxTsks": 12}}}
+    failed = send("Update", bad, "minTasks: two, maxTsks: 12")
+    sim.check("the Update failed with autopilot validate's reasons", True, failed.status == "FAILED" and (
+        "spec.scaling.minTasks: must be a whole number (got 'two')" in failed.reason
+        and "spec.scaling.maxTsks: unknown field (did you mean maxTasks?)" in failed.reason))
+    rolled = send("Update", lower, "CloudFormation rolls the stack back to the last good properties")
+    sim.check("the rollback's Update succeeded and the policy still says maxTasks 12", True,
+              rolled.status == "SUCCESS" and _max_tasks(sim, "SVC#prod#checkout") == 12)
+
+    sim.say("Another team's stack declares a policy for prod/web, which the platform team applies with the CLI.")
+    other = CloudFormation("team-web", function_arn)
+    web = {**CHECKOUT_POLICY, "metadata": {"cluster": "prod", "service": "web"}}
+    refused = send("Create", web, "prod/web", logical="WebPolicy", stack=other)
+    sim.check("a stack cannot take over a policy the CLI applied", True,
+              refused.status == "FAILED" and "declared by autopilot apply" in refused.reason)
+    cleanup = send("Delete", None, "CloudFormation deletes the resource whose Create failed", logical="WebPolicy",
+                   stack=other)
+    sim.check("…and its cleanup leaves prod/web's policy alone", True,
+              cleanup.status == "SUCCESS" and sim.store.get_policy("SVC#prod#web") is not None)
+
+    sim.advance(60)
+    sim.say("The checkout team removes the resource from its stack.")
+    deleted = send("Delete", None, "remove CheckoutPolicy")
+    sim.check("the Delete succeeded and the policy is gone", True,
+              deleted.status == "SUCCESS" and sim.store.get_policy("SVC#prod#checkout") is None)
+    sim.say("Checkout's CPU alarm fires again: no policy names it any more.")
+    sim.alarm(spec.name, "ALARM", 90)
+    sim.expect_outcome("ignored:unknown-alarm", count=1)
+    sim.expect_desired("prod", "checkout", 5)
+    sim.expect_outcome("policy:created", count=1, target="prod/checkout")
+    sim.expect_outcome("policy:deleted", count=1, target="prod/checkout")
+
+
+def _max_tasks(sim: Sim, key: str) -> int | None:
+    policy = sim.store.get_policy(key)
+    scaling = policy.spec.scaling if isinstance(policy, ServicePolicy) else None
+    return scaling.maxTasks if scaling else None
+
+
+def client_ecs() -> Any:
+    from autopilot.aws.clients import client
+
+    return client("ecs")
+
+
 def _ecr() -> str:
     from autopilot_tools.demo.emulator import ACCOUNT_ID, REGION
 
@@ -334,6 +588,15 @@ SCENARIOS: list[Scenario] = [
     Scenario("dry-run", "Dry-run mode: decided, recorded, announced, nothing changed",
              "The same CPU alarm with the stack deployed as Mode=dry-run.",
              dry_run, requires=("ScalerFunction", "ReconcilerFunction"), parameters={"Mode": "dry-run"}),
+    Scenario("accounts", "A hub and two member accounts: scaled and rolled back there; a stranger's alarm ignored",
+             "Member events reach the hub's bus through the member stack's rules; the hub acts through the member "
+             "role; an account that is no member is ignored as ignored:foreign-account.",
+             accounts, requires=("ScalerFunction", "HealerFunction", "RolloutFunction", "PolicyResourceFunction"),
+             parameters=ORGANISATION_PARAMETERS),
+    Scenario("policy-in-stack", "A policy declared in a team's stack: create, update, a bad update, delete",
+             "Custom::EcsAutopilotPolicy: applied and deleted with the stack, refused with autopilot validate's "
+             "words, never taking over another's policy.",
+             policy_in_stack, requires=("PolicyResourceFunction", "ScalerFunction")),
 ]
 
 

@@ -28,7 +28,7 @@ from autopilot_tools.demo.timeline import AlarmSample, Check, Row, ScenarioResul
 from autopilot_tools.localstack import create_stack, load_template
 
 RECONCILE_EVERY = 60  # the template's rate(1 minute)
-SHORT = {logical: folder for logical, folder in FOLDERS.items()}
+SHORT = {**FOLDERS, "PolicyResourceFunction": "resource"}  # the timeline's actor column is narrow
 
 
 class Sim:
@@ -307,7 +307,9 @@ class Sim:
                           outcome=entry.outcome, reason=entry.reason, calls=list(entry.calls), mode=entry.mode,
                           result=snapshot.get(target, "")))
         if not entries and not invocation.error:
-            if invocation.function == "ReconcilerFunction" and not notes:
+            if invocation.function == "PolicyResourceFunction":
+                pass  # it answered CloudFormation: the story shows the answer
+            elif invocation.function == "ReconcilerFunction" and not notes:
                 self._row(Row(self.clock.elapsed, "quiet", function, "nothing to do"))
             elif first is not None and first == invocation.result:
                 self._row(Row(self.clock.elapsed, "decision", function,
@@ -330,8 +332,8 @@ class Sim:
         entries = self.store.history(since=self.clock.start, now=self.clock(), limit=1000)
         fresh = []
         for entry in reversed(entries):  # oldest first
-            if entry.outcome.startswith("policy:"):  # the setup's own apply (its setup row says so): not a decision
-                continue
+            if entry.outcome.startswith("policy:") and entry.source == "cli":  # the setup's own apply (its setup
+                continue  # row says so): not a decision; a stack's policy resource is one (policy-in-stack)
             key = entry.model_dump_json()
             if key not in self._seen_audit:
                 self._seen_audit.add(key)
@@ -413,8 +415,10 @@ def _quiet_reconcile(invocation: Invocation) -> bool:
 
 
 def _target(target: str) -> str:
-    parts = target.split("#")
-    return f"{parts[1]}/{parts[2]}" if len(parts) == 3 else ("" if target == "-" else target)
+    """``prod/web`` (``prod/web @ account/region`` in a member place), "" for an event that named nothing."""
+    from autopilot_tools.cli.render import target_of
+
+    return "" if target == "-" else target_of(target).replace(" (task)", "")
 
 
 def _num(value: float) -> str:
