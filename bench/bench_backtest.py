@@ -240,8 +240,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [_defaults_line(row) for row in rows]
     fresh = result.get("fresh") or []
     if fresh:
-        lines += ["", "**1b. The same on fresh seeds** (the synthetic kinds at seed 2: the defaults were chosen on seed "
-                  "1, never on these):", "", lines[6], lines[7]]
+        lines += ["", "**1b. The same on fresh seeds** (the synthetic kinds at seed 2: the defaults were chosen on "
+                  "seed 1, never on these):", "", lines[6], lines[7]]
         lines += [_defaults_line(row) for row in fresh]
     lines += ["", "**2. Tuned on the first half, replayed on the second** (`recommend`'s pick: churn limit 2x, "
               "within 99 % of the AWS model's task-hours over the half and each of its quarters; goal: overload "

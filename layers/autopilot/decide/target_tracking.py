@@ -36,6 +36,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import NamedTuple, Protocol
 
 from autopilot.models.actions import Decision, SetDesiredCount
@@ -290,7 +291,7 @@ def noise(values: Sequence[float]) -> float:
     move it; fewer than 3 values give 0 (no evidence of noise yet)."""
     if len(values) < 3:
         return 0.0
-    diffs = sorted([abs(b - a) for a, b in zip(values, values[1:], strict=False)])
+    diffs = sorted([abs(b - a) for a, b in pairwise(values)])
     mid = len(diffs) // 2
     median = diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
     return median * _MAD_TO_SIGMA
