@@ -216,6 +216,8 @@ def test_robust_rules_read_only_the_newest_datapoint():
     ({"sizing": "newest", "scaleInPercentile": 90}, "only apply to sizing: robust"),
     ({"sizing": "newest", "predictive": {"loadMetric": "r"}}, "only apply to sizing: robust"),
     ({"scaleInPercentile": 40}, "greater than or equal to 50"),
+    ({"tolerance": -0.1}, "greater than or equal to 0"),
+    ({"tolerance": 1}, "less than 1"),
     ({"scaleInPercentile": 101}, "less than or equal to 100"),
     ({"scaleInHysteresis": -1}, "greater than or equal to 0"),
     ({"scaleOutNoiseDeviations": 21}, "less than or equal to 20"),
@@ -233,13 +235,17 @@ def test_invalid_robust_fields(fields, message):
         tt(**fields)
 
 
-@pytest.mark.parametrize(("fields", "window_seconds", "out_datapoints", "percentile_", "hysteresis", "hold"), [
-    ({}, 900, 3, 80, 1.0, 300),
-    ({"sizing": "newest"}, 300, 1, 80, 1.0, 300),
-    ({"scaleInStabilizationSeconds": 600, "datapointsToScaleOut": 2, "scaleInPercentile": 95,
-      "scaleInHysteresis": 1, "holdAfterScaleOutSeconds": 0}, 600, 2, 95, 1, 0),
+@pytest.mark.parametrize(("fields", "band", "window_seconds", "out_datapoints", "percentile_", "hysteresis", "hold"), [
+    ({}, 0.15, 900, 3, 80, 1.0, 300),
+    ({"sizing": "newest"}, 0.1, 300, 1, 80, 1.0, 300),  # HPA's band for HPA's rule
+    ({"tolerance": 0.1, "scaleInHysteresis": 0.5}, 0.1, 900, 3, 80, 0.5, 300),  # the robust defaults before
+    ({"sizing": "newest", "tolerance": 0.2}, 0.2, 300, 1, 80, 1.0, 300),
+    ({"tolerance": 0, "scaleInStabilizationSeconds": 600, "datapointsToScaleOut": 2, "scaleInPercentile": 95,
+      "scaleInHysteresis": 2, "holdAfterScaleOutSeconds": 0}, 0, 600, 2, 95, 2, 0),
 ])
-def test_defaults_and_overrides(fields, window_seconds, out_datapoints, percentile_, hysteresis, hold):
+def test_defaults_and_overrides(fields, band, window_seconds, out_datapoints, percentile_, hysteresis, hold):
     rule = tt(**fields)
-    assert (rule.window_seconds, rule.out_datapoints, rule.in_percentile, rule.in_hysteresis, rule.hold_after_out) == (
-        window_seconds, out_datapoints, percentile_, hysteresis, hold)
+    assert (rule.band_tolerance, rule.window_seconds, rule.out_datapoints, rule.in_percentile, rule.in_hysteresis,
+            rule.hold_after_out) == (band, window_seconds, out_datapoints, percentile_, hysteresis, hold)
+    again = TargetTracking.model_validate(rule.model_dump(exclude_none=True))  # a stored policy reads back the same
+    assert again == rule and again.band_tolerance == band
