@@ -229,16 +229,19 @@ def test_recommend_grid_snippet_is_a_valid_policy_block():
         assert policy.spec.scaling is not None and policy.spec.scaling.rules[0].targetTracking == candidate.rule
 
 
-def test_families_cover_targets_windows_hysteresis_and_the_predictive_lever():
+def test_families_cover_targets_windows_bands_and_the_predictive_lever():
     found = families(70, "cpu")
-    assert len(found) == 3 * 2 and [f.family for f in found] == list(range(len(found)))
-    assert {f.rule.targetValue for f in found} == {70, 75, 80}
-    assert {(f.rule.window_seconds, f.rule.in_hysteresis) for f in found} == {(900, 0.5), (1800, 0.5)}
+    assert len(found) == 2 * 2 * 2 and [f.family for f in found] == list(range(len(found)))
+    assert {f.rule.targetValue for f in found} == {70, 75}
+    assert {(f.rule.window_seconds, f.rule.band_tolerance, f.rule.in_hysteresis) for f in found} == {
+        (900, 0.15, 1.0), (1800, 0.15, 1.0), (900, 0.1, 0.5), (1800, 0.1, 0.5)}
     assert all(f.rule.sizing == "robust" and f.rule.predictive is None for f in found)
+    defaults = [f for f in found if f.rule.band_tolerance == 0.15]
+    assert all(f.rule.tolerance is None and f.rule.scaleInHysteresis is None for f in defaults)  # snippets stay short
     predictive = families(70, "cpu", targets=[60], predictive=True, start_delay_minutes=3)
-    assert len(predictive) == 2 * 2
+    assert len(predictive) == 2 * 2 * 2
     levers = [f.rule.predictive for f in predictive if f.rule.predictive is not None]
-    assert len(levers) == 2 and all(p.taskStartSeconds == 180 for p in levers)
+    assert len(levers) == 4 and all(p.taskStartSeconds == 180 for p in levers)
     grid = candidates(70, "cpu")
     assert len(grid) == 2 * len(found) and {c.percentile for c in grid} == {80, 95}
 
@@ -347,6 +350,66 @@ def test_report_table_and_self_contained_html():
             "demand / capacity per task", "running tasks", "desired count"]
         shaded = root.findall(f"{ns}rect")  # one span per slice with overload (every minute is a slice here)
         assert len(shaded) == res.overload_minutes
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+def test_parts_add_up_to_the_whole(parts):
+    demand = small_trace()
+    result = simulate(demand, T0, ServiceModel(capacity_per_task=4), aws_target_tracking(70, 1, 50), 4,
+                      keep_series=True, parts=parts)
+    if parts == 1:
+        assert result.parts == []
+        return
+    assert len(result.parts) == parts
+    assert sum(o for o, _ in result.parts) == result.overload_minutes
+    assert sum(h for _, h in result.parts) == pytest.approx(result.task_hours)
+    size = len(demand) // parts  # each part counts its own minutes (here: equal parts)
+    first = sum(1 for i in range(size) if demand[i] > result.running[i] * 4 * (1 + 1e-9))
+    assert result.parts[0] == (first, pytest.approx(sum(result.desired[:size]) / 60))
+
+
+def parted(task_hours: float, halves: tuple[float, float], overload: int = 0) -> Result:
+    found = result(task_hours, overload)
+    found.parts = [(0, halves[0]), (0, halves[1])]
+    return found
+
+
+@pytest.mark.parametrize(("candidate", "allowed"), [
+    ((98.0, (49.0, 49.0)), True),
+    ((99.0, (49.5, 49.5)), True),  # exactly at 99 % everywhere
+    ((99.1, (49.5, 49.6)), False),  # over on the whole
+    ((98.0, (44.0, 54.0)), False),  # cheap on average, over in the second half: not picked
+])
+def test_limits_hold_in_every_part(candidate, allowed):
+    reference = parted(100.0, (50.0, 50.0))
+    limits = Limits.within(reference, 0.01)
+    assert limits.parts == (49.5, 49.5)
+    assert limits.allows(parted(candidate[0], candidate[1])) is allowed
+
+
+def test_pick_is_not_limited_to_the_front():
+    family = families(70, "cpu")[0]
+    uneven = (family.with_percentile(80), parted(90.0, (30.0, 60.0), overload=5))  # on the front, over in a part
+    even = (family.with_percentile(90), parted(95.0, (47.0, 48.0), overload=8))  # dominated, within every part
+    assert pareto([uneven, even]) == [uneven]
+    assert pick([uneven, even], Limits.within(parted(100.0, (50.0, 50.0)), 0.01)) == even
+
+
+def test_forecast_feed_refreshes_as_the_reconciler_does():
+    from autopilot_tools.backtest.controllers import ForecastFeed
+    from autopilot_tools.backtest.synthetic import daily_curve
+
+    demand = [100 * daily_curve(t) for t in range(4 * 1440)]
+    feed = ForecastFeed(demand[2 * 1440:], T0, history=demand[:2 * 1440])  # two days of history: a fit
+    at = [T0 + timedelta(minutes=m) for m in range(0, 125, 5)]
+    held = [feed.refreshed(m * 5, now, 0.3, 3600) for m, now in enumerate(at)]
+    assert held[0] is not None and held[0].max_error == 0.3 and held[0].usable(at[0]) is None
+    assert all(h is held[0] for h in held[:12])  # one object per refresh: minute 0 to 55
+    assert held[12] is not held[0] and all(h is held[12] for h in held[12:24])  # refreshed at minute 60
+    assert feed.refreshed(0, T0, 0.3, 3600) is not held[12]  # a replay that starts again refreshes again
+    one_day = ForecastFeed(demand[1440:], T0, history=demand[:1440]).refreshed(0, T0, 0.3, 3600)
+    assert one_day is not None and one_day.usable(T0) is not None  # a day to fit, none to score it: gated
+    assert ForecastFeed(demand, T0).refreshed(0, T0, 0.3, 3600) is None  # no history at all
 
 
 def test_result_summary_keys():

@@ -453,11 +453,12 @@ def rule(doc: dict[str, Any]) -> ScalingRule:
 def test_metric_as_alarm_name_or_spec():
     by_alarm = rule({"targetTracking": {"metric": "web-cpu-high", "targetValue": 70}}).targetTracking
     assert by_alarm is not None and by_alarm.key == "alarm:web-cpu-high"
-    # Defaults (issue 12): robust sizing, a 900 s window, the mean of 3 datapoints to scale out.
-    assert (by_alarm.tolerance, by_alarm.sizing, by_alarm.window_seconds, by_alarm.out_datapoints) == (
-        0.1, "robust", 900, 3)
+    # Defaults (issue 12): robust sizing, a 900 s window, the mean of 3 datapoints to scale out, a 15 % band.
+    assert (by_alarm.band_tolerance, by_alarm.sizing, by_alarm.window_seconds, by_alarm.out_datapoints) == (
+        0.15, "robust", 900, 3)
     newest = rule({"targetTracking": {"metric": "m", "targetValue": 70, "sizing": "newest"}}).targetTracking
-    assert newest is not None and (newest.window_seconds, newest.out_datapoints) == (300, 1)  # HPA, as before
+    assert newest is not None and (newest.band_tolerance, newest.window_seconds, newest.out_datapoints) == (
+        0.1, 300, 1)  # HPA, as before
     spec = rule({"targetTracking": {"metric": {"namespace": "AWS/ECS", "name": "CPUUtilization",
                                                "dimensions": {"ServiceName": "web", "ClusterName": "prod"}},
                                     "targetValue": 70}}).targetTracking

@@ -79,7 +79,14 @@ CASES = [
     ("within the band", {}, window(4, 4, 4), 52.0, 4, (), "within-tolerance", 4),
     ("the window fell: scale in to its 80th percentile", {}, window(2, 2, 2, 2, 2), 25.0, 4, (), "in", 2),
     ("one low minute is not a window", {}, window(4, 4, 4, 4, 4, end=-2), 10.0, 4, (), "steady", 4),
-    ("hysteresis: the percentile does not clear one task fewer by half a noise deviation", {},
+    ("a sustained breach is sized on the mean of its datapoints, not on the noisiest newest", {},
+     window(3, 5, 3, 5, 3, 5.5, 5.2, end=-2), 87.5, 4, (), "out", 6),
+    ("a sudden rise (no noise seen) is sized on the newest", {}, window(4, 4, 4, 4, 4, end=-2), 100.0, 4, (), "out", 8),
+    ("12.5 % above: within the robust default band of 15 %", {}, window(4, 4, 4, end=-2), 56.25, 4, (),
+     "within-tolerance", 4),
+    ("the same with a 10 % band: the first datapoint beyond it, no noise seen", {"tolerance": 0.1},
+     window(4, 4, 4, end=-2), 56.25, 4, (), "out", 5),
+    ("hysteresis: the percentile does not clear one task fewer by a noise deviation", {},
      window(2.5, 3.5, 2.5, 3.5, 2.5, 3.5), 37.5, 4, (), "steady", 4),
     ("held after a scale-out", {}, window(2, 2, 2, 2, 2), 25.0, 4, ((at(-3), 2),), "steady", 4),
     ("the hold is over", {}, window(2, 2, 2, 2, 2), 25.0, 4, ((at(-6), 2),), "in", 2),
@@ -98,9 +105,9 @@ def test_read_robust(name, fields, before, newest, desired, changes, verdict, re
     assert (reading.verdict, reading.recommendation) == (verdict, recommendation), reading.note
 
 
-def test_hysteresis_zero_scales_in_where_half_a_deviation_holds():
+def test_hysteresis_zero_scales_in_where_a_deviation_holds():
     values = window(2.4, 2.9, 2.4, 2.9, 2.4, 2.9, 2.4, end=-2)
-    # newest load 2.9; p80 2.9 <= 3 (one task fewer) but not by half the noise (0.5 x 0.52)
+    # newest load 2.9; p80 2.9 <= 3 (one task fewer) but not by the noise (1 x 0.52)
     held = read_robust(tt(), values, 36.25, at(-1), 4, 4, at(0), ())
     eager = read_robust(tt(scaleInHysteresis=0), values, 36.25, at(-1), 4, 4, at(0), ())
     assert held.verdict == "steady" and (eager.verdict, eager.recommendation) == ("in", 3)
@@ -171,12 +178,14 @@ def test_robust_reading_properties(before, newest, desired, base, percentile_, h
         assert reading.verdict == "missing" and reading.recommendation == desired  # missing data never acts
         return
     load = newest * base / 50
-    if reading.verdict == "out":
-        assert load > desired * 1.1 and reading.recommendation >= max(desired + 1, int(load - 1e-9))
+    if reading.verdict == "out":  # sized on the newest load, or on the mean of a sustained breach (the smaller)
+        mean = sum(values[-3:]) / 3
+        assert load > desired * 1.15 and reading.recommendation >= max(desired + 1, int(min(load, mean) - 1e-9))
+        assert reading.recommendation <= max(desired + 1, -int(-load // 1) + 1)  # never beyond what the newest needs
     if reading.verdict == "in":
         assert reading.recommendation < desired
         assert reading.recommendation >= percentile(values, percentile_) - 1e-9  # never below what the window needs
-    if load <= desired * 1.1:
+    if load <= desired * 1.15:
         assert reading.verdict != "out"  # no forecast: nothing within the band scales out
 
 
@@ -207,6 +216,8 @@ def test_robust_rules_read_only_the_newest_datapoint():
     ({"sizing": "newest", "scaleInPercentile": 90}, "only apply to sizing: robust"),
     ({"sizing": "newest", "predictive": {"loadMetric": "r"}}, "only apply to sizing: robust"),
     ({"scaleInPercentile": 40}, "greater than or equal to 50"),
+    ({"tolerance": -0.1}, "greater than or equal to 0"),
+    ({"tolerance": 1}, "less than 1"),
     ({"scaleInPercentile": 101}, "less than or equal to 100"),
     ({"scaleInHysteresis": -1}, "greater than or equal to 0"),
     ({"scaleOutNoiseDeviations": 21}, "less than or equal to 20"),
@@ -224,13 +235,17 @@ def test_invalid_robust_fields(fields, message):
         tt(**fields)
 
 
-@pytest.mark.parametrize(("fields", "window_seconds", "out_datapoints", "percentile_", "hysteresis", "hold"), [
-    ({}, 900, 3, 80, 0.5, 300),
-    ({"sizing": "newest"}, 300, 1, 80, 0.5, 300),
-    ({"scaleInStabilizationSeconds": 600, "datapointsToScaleOut": 2, "scaleInPercentile": 95,
-      "scaleInHysteresis": 1, "holdAfterScaleOutSeconds": 0}, 600, 2, 95, 1, 0),
+@pytest.mark.parametrize(("fields", "band", "window_seconds", "out_datapoints", "percentile_", "hysteresis", "hold"), [
+    ({}, 0.15, 900, 3, 80, 1.0, 300),
+    ({"sizing": "newest"}, 0.1, 300, 1, 80, 1.0, 300),  # HPA's band for HPA's rule
+    ({"tolerance": 0.1, "scaleInHysteresis": 0.5}, 0.1, 900, 3, 80, 0.5, 300),  # the robust defaults before
+    ({"sizing": "newest", "tolerance": 0.2}, 0.2, 300, 1, 80, 1.0, 300),
+    ({"tolerance": 0, "scaleInStabilizationSeconds": 600, "datapointsToScaleOut": 2, "scaleInPercentile": 95,
+      "scaleInHysteresis": 2, "holdAfterScaleOutSeconds": 0}, 0, 600, 2, 95, 2, 0),
 ])
-def test_defaults_and_overrides(fields, window_seconds, out_datapoints, percentile_, hysteresis, hold):
+def test_defaults_and_overrides(fields, band, window_seconds, out_datapoints, percentile_, hysteresis, hold):
     rule = tt(**fields)
-    assert (rule.window_seconds, rule.out_datapoints, rule.in_percentile, rule.in_hysteresis, rule.hold_after_out) == (
-        window_seconds, out_datapoints, percentile_, hysteresis, hold)
+    assert (rule.band_tolerance, rule.window_seconds, rule.out_datapoints, rule.in_percentile, rule.in_hysteresis,
+            rule.hold_after_out) == (band, window_seconds, out_datapoints, percentile_, hysteresis, hold)
+    again = TargetTracking.model_validate(rule.model_dump(exclude_none=True))  # a stored policy reads back the same
+    assert again == rule and again.band_tolerance == band

@@ -33,8 +33,10 @@ core works on small frozen dataclasses: it is replayed hundreds of thousands of 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import NamedTuple, Protocol
 
 from autopilot.models.actions import Decision, SetDesiredCount
@@ -137,9 +139,9 @@ def recommend(tt: TargetTracking, latest: float, base: int) -> int:
 def beyond_band(tt: TargetTracking, value: float) -> int:
     """+1 above the tolerance band, -1 below it (``scaleInTolerance`` when set), 0 within."""
     ratio = value / tt.targetValue
-    if ratio > 1 + tt.tolerance + _EPS:
+    if ratio > 1 + tt.band_tolerance + _EPS:
         return 1
-    low = tt.tolerance if tt.scaleInTolerance is None else tt.scaleInTolerance
+    low = tt.band_tolerance if tt.scaleInTolerance is None else tt.scaleInTolerance
     if ratio < 1 - low - _EPS:
         return -1
     return 0
@@ -289,7 +291,7 @@ def noise(values: Sequence[float]) -> float:
     move it; fewer than 3 values give 0 (no evidence of noise yet)."""
     if len(values) < 3:
         return 0.0
-    diffs = sorted(abs(values[i + 1] - values[i]) for i in range(len(values) - 1))
+    diffs = sorted([abs(b - a) for a, b in pairwise(values)])
     mid = len(diffs) // 2
     median = diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2
     return median * _MAD_TO_SIGMA
@@ -304,6 +306,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     if low >= len(ordered) - 1:
         return ordered[-1]
     return ordered[low] + (ordered[low + 1] - ordered[low]) * (position - low)
+
+
+def _time(point: tuple[datetime, float]) -> datetime:
+    return point[0]
 
 
 def _tasks(load: float) -> int:
@@ -330,18 +336,19 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
     The load is the newest datapoint in tasks at the target (metric x tasks that produced it / target),
     kept over ``window_seconds`` with the time of its datapoint (``stamp``; a datapoint seen twice counts
     once). Scale-out: when the newest load is beyond the band (desired x (1 + tolerance)) and either the
-    mean of the newest ``datapointsToScaleOut`` loads is too (a sustained breach) or it alone is
-    ``scaleOutNoiseDeviations`` noise deviations beyond it (not noise); sized on the newest load.
-    Scale-in: to what the ``scaleInPercentile`` of the window needs, only when that clears one task fewer
-    by ``scaleInHysteresis`` noise deviations, and not within ``holdAfterScaleOutSeconds`` of a scale-out.
-    A usable forecast (predictive rules) gives a need: its peak demand within one task start, calibrated
-    to the rule's loads (``scale``: a running mean of load / forecast over about an hour, so the load
-    metric's unit and the forecast's level error cancel) plus the same noise headroom the percentile
+    mean of the newest ``datapointsToScaleOut`` loads is too (a sustained breach: sized on that mean when it
+    is lower, since the newest of a few noisy loads that crossed the band is the likeliest to overstate the
+    level) or it
+    alone is ``scaleOutNoiseDeviations`` noise deviations beyond it (a sudden rise, not noise: sized on the
+    newest load). Scale-in: to what the ``scaleInPercentile`` of the window needs, only when that clears one
+    task fewer by ``scaleInHysteresis`` noise deviations, and not within ``holdAfterScaleOutSeconds`` of a
+    scale-out. A usable forecast (predictive rules) gives a need: its peak demand within one task start,
+    calibrated to the rule's loads (``scale``: a running mean of load / forecast over about an hour, so the
+    load metric's unit and the forecast's level error cancel) plus the same noise headroom the percentile
     keeps. Beyond the band it scales out ahead of the demand; scale-in never goes below it; it never
     lowers the count by itself.
     """
-    horizon = stamp - _span(tt.window_seconds)
-    kept = [p for p in window if p[0] > horizon]
+    kept = list(window[bisect_right(window, stamp - _span(tt.window_seconds), key=_time):])
     if newest is None:
         return RobustReading("missing", desired, tuple(kept), "", None, scale)
     load = newest * base / tt.targetValue
@@ -350,36 +357,42 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
         kept.append((stamp, load))
     elif kept[-1][0] == stamp:
         kept[-1] = (stamp, load)  # the same datapoint again (CloudWatch was late): counted once
+    window = tuple(kept)
     values = [v for _, v in kept]
     spread = noise(values[:-1])  # the newest is judged against the noise before it
     out_load = load
     if trend_value is not None and trend_value > newest:
         out_load = trend_value * base / tt.targetValue
-    band = desired * (1 + tt.tolerance)
+    band = desired * (1 + tt.band_tolerance)
     predicted, scale = _predicted(tt, forecast, kept, now, scale, spread, fresh)
+    ahead = predicted is not None and predicted > band + _EPS  # the forecast needs more than the band
     if out_load > band + _EPS:
         count = tt.out_datapoints
         recent = values[-count:]
-        sustained = len(recent) >= count and (sum(recent) - load + out_load) / count > band + _EPS
+        mean = (sum(recent) - load + out_load) / count
+        sustained = len(recent) >= count and mean > band + _EPS
         sudden = out_load > band + tt.out_noise_deviations * spread + _EPS
-        wanted = _tasks(out_load)
-        if predicted is not None and predicted > band + _EPS:
-            wanted = max(wanted, _tasks(predicted))
+        wanted = _tasks(out_load if sudden or not sustained or mean > out_load else mean)
+        if ahead:
+            wanted = max(wanted, _tasks(predicted))  # type: ignore[arg-type]
         if (sustained or sudden) and wanted > desired:
-            why = "sustained" if sustained else f"beyond {tt.out_noise_deviations:g} noise deviations"
-            return RobustReading("out", wanted, tuple(kept), f"load {out_load:.3g} tasks > band {band:.3g}: {why}",
+            why = (f"beyond {tt.out_noise_deviations:g} noise deviations" if sudden
+                   else f"sustained: the mean of the newest {count} is {mean:.3g}")
+            return RobustReading("out", wanted, window, f"load {out_load:.3g} tasks > band {band:.3g}: {why}",
                                  predicted, scale)
-        if wanted > desired and not (predicted is not None and predicted > band + _EPS):
-            return RobustReading("out-unconfirmed", wanted, tuple(kept),
+        if wanted > desired and not ahead:
+            return RobustReading("out-unconfirmed", wanted, window,
                                  f"load {out_load:.3g} tasks > band {band:.3g}, not yet sustained", predicted, scale)
-    if predicted is not None and predicted > band + _EPS and _tasks(predicted) > desired:
-        return RobustReading("out", _tasks(predicted), tuple(kept),
+    if ahead and _tasks(predicted) > desired:  # type: ignore[arg-type]
+        return RobustReading("out", _tasks(predicted), window,  # type: ignore[arg-type]
                              f"the forecast needs {predicted:.3g} tasks within one task start", predicted, scale)
     held = tt.hold_after_out
-    if held and any(c > 0 and at > now - _span(held) for at, c in changes):
-        return RobustReading("steady", desired, tuple(kept), f"held {held}s after a scale-out", predicted, scale)
+    if held and changes:
+        since = now - _span(held)
+        if any(c > 0 and at > since for at, c in changes):
+            return RobustReading("steady", desired, window, f"held {held}s after a scale-out", predicted, scale)
     if len(values) < 3:
-        return RobustReading("steady", desired, tuple(kept), "window still filling", predicted, scale)
+        return RobustReading("steady", desired, window, "window still filling", predicted, scale)
     level = percentile(values, tt.in_percentile)
     target = _tasks(level)
     floor = _tasks(predicted) if predicted is not None else 0
@@ -388,11 +401,11 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
     margin = tt.in_hysteresis * spread
     if (target < desired and level <= desired - 1 - margin + _EPS
             and (tt.scaleInTolerance is None or level < desired * (1 - tt.scaleInTolerance) - _EPS)):
-        return RobustReading("in", target, tuple(kept),
+        return RobustReading("in", target, window,
                              f"p{tt.in_percentile:g} of the last {tt.window_seconds}s is {level:.3g} tasks", predicted,
                              scale)
-    verdict = "within-tolerance" if load >= desired * (1 - tt.tolerance) - _EPS else "steady"
-    return RobustReading(verdict, desired, tuple(kept), "", predicted, scale)
+    verdict = "within-tolerance" if load >= desired * (1 - tt.band_tolerance) - _EPS else "steady"
+    return RobustReading(verdict, desired, window, "", predicted, scale)
 
 
 def _predicted(tt: TargetTracking, forecast: Forecast | None, window: Sequence[tuple[datetime, float]],
@@ -584,7 +597,7 @@ def explain(verdict: Verdict, rules: Sequence[TargetTracking]) -> str:
             trend_note = f" (trend: {r.forecast:.4g} in {tt.scaleOutLookaheadSeconds}s)"
         head = f"{r.key}: {r.latest:g}{trend_note} vs target {target}"
         if r.verdict == "within-tolerance":
-            parts.append(f"{head}, within tolerance {tt.tolerance:g}" if tt else head)
+            parts.append(f"{head}, within tolerance {tt.band_tolerance:g}" if tt else head)
         elif r.verdict == "out-unconfirmed" and tt is not None and tt.sizing == "robust":
             parts.append(f"{head} x {r.base} tasks: {r.note}")
         elif r.verdict == "out-unconfirmed":

@@ -257,7 +257,7 @@ class TargetTracking(StrictModel):
 
     metric: AlarmName | MetricSpec
     targetValue: Float = Field(gt=0)
-    tolerance: Float = Field(default=0.1, ge=0, lt=1)
+    tolerance: Float | None = Field(default=None, ge=0, lt=1, description="default 0.15 (robust) or 0.1 (newest)")
     scaleInStabilizationSeconds: Int | None = Field(default=None, ge=0, le=3600,
                                                     description="default 900 (robust) or 300 (newest)")
     # Empty = no rate limit: HPA's defaults (100 % per 15 s) are no limit at the reconciler's one-minute
@@ -285,7 +285,7 @@ class TargetTracking(StrictModel):
         default="robust", description="robust (default): a window of loads, sustained or beyond-the-noise scale-out, "
                                       "percentile scale-in with noise hysteresis; newest: HPA on the newest datapoint")
     scaleInPercentile: Float | None = Field(default=None, ge=50, le=100, description="robust: default 80")
-    scaleInHysteresis: Float | None = Field(default=None, ge=0, le=5, description="robust: default 0.5")
+    scaleInHysteresis: Float | None = Field(default=None, ge=0, le=5, description="robust: default 1")
     scaleOutNoiseDeviations: Float | None = Field(default=None, ge=0, le=20, description="robust: default 3")
     holdAfterScaleOutSeconds: Int | None = Field(default=None, ge=0, le=3600, description="robust: default 300")
     predictive: Predictive | None = Field(default=None, description="robust only: pre-scale from a forecast of the "
@@ -298,6 +298,16 @@ class TargetTracking(StrictModel):
             if robust_only:
                 raise ValueError(f"{', '.join(robust_only)} only apply to sizing: robust")
         return self
+
+    @property
+    def band_tolerance(self) -> float:
+        """The band around the target: ``tolerance``, default 0.15 (robust) or 0.1 (newest, as HPA).
+
+        A robust rule sizes on a window, not on one datapoint, so a wider band costs it less reaction than
+        it saves in actions (issue 12's benchmark: half the scaling actions, the same overload)."""
+        if self.tolerance is not None:
+            return self.tolerance
+        return 0.15 if self.sizing == "robust" else 0.1
 
     @property
     def window_seconds(self) -> int:
@@ -326,7 +336,7 @@ class TargetTracking(StrictModel):
 
     @property
     def in_hysteresis(self) -> float:
-        return 0.5 if self.scaleInHysteresis is None else self.scaleInHysteresis
+        return 1.0 if self.scaleInHysteresis is None else self.scaleInHysteresis
 
     @property
     def out_noise_deviations(self) -> float:

@@ -138,6 +138,7 @@ class ForecastFeed:
         self.fits: dict[int, SeasonalForecast | None] = {}
         self._slots: dict[int, float] = {}
         self._added = 0
+        self._gated: dict[tuple[float, int], tuple[SeasonalForecast | None, datetime]] = {}  # latest refresh per gate
 
     def forecast(self, minute: int, now: datetime) -> SeasonalForecast | None:
         day = (now - datetime(1970, 1, 1, tzinfo=now.tzinfo)).days
@@ -152,6 +153,19 @@ class ForecastFeed:
         return None if found is None else SeasonalForecast(now, found.level, found.trend, found.daily, found.weekly,
                                                            found.error, found.days, naive_error=found.naive_error,
                                                            origin=found.origin)
+
+    def refreshed(self, minute: int, now: datetime, max_error: float, refresh_seconds: int) -> SeasonalForecast | None:
+        """The forecast a predictive rule holds at ``now`` under its gate, refreshed every ``refresh_seconds`` as
+        the reconciler does (one object per refresh, not one per minute replayed)."""
+        key = (max_error, refresh_seconds)
+        if key in self._gated:
+            held, at = self._gated[key]
+            if 0 <= (now - at).total_seconds() < refresh_seconds:  # (a replay of another candidate restarts time)
+                return held
+        fitted = self.forecast(minute, now)
+        held = None if fitted is None else fitted.gated(max_error, refresh_seconds)
+        self._gated[key] = (held, now)
+        return held
 
 
 class PolicyController:
@@ -200,9 +214,9 @@ class PolicyController:
             cooldowns = Cooldowns.of(self.state) if self.alarm_rules else self.cooldowns
             forecasts: list[Forecast | None] | None = None
             if self.feed is not None and any(tt.predictive is not None for tt in self.tracking):
-                fitted = self.feed.forecast(minute, now)
-                forecasts = [fitted.gated(tt.predictive.maxError, tt.predictive.refreshSeconds)
-                             if fitted is not None and tt.predictive is not None else None for tt in self.tracking]
+                feed = self.feed
+                forecasts = [feed.refreshed(minute, now, tt.predictive.maxError, tt.predictive.refreshSeconds)
+                             if tt.predictive is not None else None for tt in self.tracking]
             verdict = evaluate(rules=self.tracking, series=series, scaling=self.scaling, memory=self.memory,
                                cooldowns=cooldowns, desired=desired, running=running, now=now, forecasts=forecasts)
             if forecasts is not None:

@@ -84,6 +84,7 @@ class Result:
     running: list[int] = field(default_factory=list, repr=False)
     predicted: list[float | None] = field(default_factory=list, repr=False)  # a forecast's need, when one was used
     params: dict[str, object] = field(default_factory=dict)
+    parts: list[tuple[int, float]] = field(default_factory=list, repr=False)  # (overload minutes, task-hours) per part
 
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -97,8 +98,9 @@ class Result:
 
 
 def simulate(demand: Sequence[float], start: datetime, model: ServiceModel, controller: Controller,
-             initial: int, keep_series: bool = False) -> Result:
-    """Replay ``demand`` (one value per minute) through ``controller`` against ``model``."""
+             initial: int, keep_series: bool = False, parts: int = 1) -> Result:
+    """Replay ``demand`` (one value per minute) through ``controller`` against ``model``; ``parts`` > 1 also
+    counts overload minutes and task-hours for that many consecutive equal parts (``Result.parts``)."""
     capacity = model.capacity_per_task
     delay = model.start_delay_minutes
     desired = running = initial
@@ -110,7 +112,12 @@ def simulate(demand: Sequence[float], start: datetime, model: ServiceModel, cont
     running_series: list[int] = []
     minute_delta = timedelta(minutes=1)
     now = start
+    bounds = [len(demand) * (k + 1) // parts for k in range(parts)] if parts > 1 else []
+    cuts: list[tuple[int, float]] = []  # (overload, billed) at each part's end
+    split: list[tuple[int, float]] = []
     for t, load in enumerate(demand):
+        if len(cuts) < len(bounds) - 1 and t == bounds[len(cuts)]:
+            cuts.append((overload, billed))
         while pending and pending[0][0] <= t:
             running += pending.popleft()[1]
         wanted = controller.decide(t, now, seen, desired, running)
@@ -145,7 +152,13 @@ def simulate(demand: Sequence[float], start: datetime, model: ServiceModel, cont
             running_series.append(running)
         now += minute_delta
     total = sum(demand)
+    if bounds:
+        cuts.append((overload, billed))
+        previous = (0, 0.0)
+        for end in cuts:
+            split.append((end[0] - previous[0], (end[1] - previous[1]) / 60))
+            previous = end
     return Result(name=controller.name, minutes=len(demand), overload_minutes=overload, hot_minutes=hot,
                   dropped_pct=100.0 * dropped / total if total > 0 else 0.0, task_hours=billed / 60,
                   actions=actions, task_starts=starts, task_stops=stops, desired=desired_series,
-                  running=running_series)
+                  running=running_series, parts=split)
