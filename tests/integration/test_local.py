@@ -22,6 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "policies.yaml"
 STARTUP_LIMIT_SECONDS = 180  # a guard against a hang on a loaded machine, not a timing expectation
+STOP_LIMIT_SECONDS = 120  # the same: stopping takes about a second
 
 pytestmark = pytest.mark.slow
 
@@ -50,12 +51,18 @@ class Local:
         self.process, self.exports, self.env_file = process, exports, env_file
 
 
-@pytest.fixture
-def local(tmp_path: Path) -> Iterator[Local]:
+def _ignore_sigint() -> None:
+    """What a shell does to a background job (and some supervisors to their children): SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.fixture(params=["sigint-default", "sigint-inherited-ignored"])
+def local(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Local]:
     env_file = tmp_path / "autopilot-local.env"
     process = subprocess.Popen([sys.executable, "-m", "autopilot_tools.cli.main", "local", "--env-file", str(env_file)],
                                cwd=tmp_path, env=_clean_environment(tmp_path), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_ignore_sigint if request.param == "sigint-inherited-ignored" else None)
     try:
         deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
         while not env_file.exists():
@@ -126,7 +133,14 @@ def test_the_cli_against_autopilot_local(local: Local, tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_it_cleanly(local: Local) -> None:
     local.process.send_signal(signal.SIGINT)
-    out, err = local.process.communicate(timeout=60)
+    try:
+        out, err = local.process.communicate(timeout=STOP_LIMIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        local.process.send_signal(signal.SIGUSR1)  # faulthandler: every thread's stack, to say where it hangs
+        time.sleep(2)
+        local.process.kill()
+        out, err = local.process.communicate()
+        pytest.fail(f"autopilot local did not stop on Ctrl-C within {STOP_LIMIT_SECONDS} s\n{out}\n{err}")
     assert local.process.returncode == 0, err
     assert "ready: Ctrl-C stops the emulator" in out and out.rstrip().endswith(
         "stopped: the emulator and everything in it are gone")

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import json
 import shlex
+import signal
 import socket
 import sys
 import threading
@@ -109,6 +111,9 @@ def serve(args: argparse.Namespace, out: TextIO, stop: threading.Event) -> int:
     """Start, create, print, wait for ``stop`` (or Ctrl-C), stop. Returns the exit code."""
     template = load_template()
     clusters = ",".join(c.strip() for c in args.clusters.split(",") if c.strip())
+    if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stop that hangs is waiting for
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     with preserved_environment(), terminate_as_interrupt():
         emulator = Emulator(port=args.port)
         try:

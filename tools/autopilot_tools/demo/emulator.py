@@ -61,19 +61,23 @@ def preserved_environment() -> Iterator[None]:
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops like Ctrl-C does: through the finally blocks that stop the emulator."""
+    """SIGTERM and SIGINT stop as Ctrl-C does: through the finally blocks that stop the emulator.
+
+    SIGINT too, because Python leaves it ignored when the process inherited it ignored (a shell's background
+    job, some process supervisors and test runners): Ctrl-C must stop the emulator whoever started it."""
     def interrupt(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Emulator:
