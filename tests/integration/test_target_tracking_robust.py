@@ -130,8 +130,13 @@ def test_a_failed_refresh_never_blocks_scaling(deps, clock, monkeypatch):
         return original(queries, start, end)
 
     monkeypatch.setattr(deps.alarms, "metric_series", failing_history)
+    from autopilot.observability import metrics
+
+    metrics.clear_metrics()
     put_cpu(clock, [100.0])
     assert outcomes(run(deps)) == ["scale-out"] and desired() == 8  # reactive, as if there were no forecast
+    assert "ForecastRefreshFailed" in metrics.metric_set, "counted (the dashboard charts it), not only logged"
+    metrics.clear_metrics()
 
 
 def test_the_predictive_module_is_loaded_only_for_policies_that_use_it():

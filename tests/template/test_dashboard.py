@@ -19,7 +19,8 @@ TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 FUNCTIONS = sorted(k for k, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function")
 EMITTED = set(_COUNTED.values()) | {"ActionFailed", "NotificationFailed", "InvalidEvent", "Skipped", "DecisionLatency",
-                                    "PlaceFailed"}  # usecases/reconcile.py: a member place with a failure
+                                    "PlaceFailed",  # usecases/reconcile.py: a member place with a failure
+                                    "ForecastRefreshFailed"}  # usecases/predictive.py: a forecast not refreshed
 
 
 def body() -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Protocol, cast
 from autopilot.decide.forecast import SLOT_SECONDS, SeasonalForecast, fit, to_slots
 from autopilot.decide.metric_math import prefixed
 from autopilot.models.policy import MetricSpec, ServicePolicy, TargetTracking
-from autopilot.observability import logger
+from autopilot.observability import MetricUnit, logger, metrics
 from autopilot.ports import AlarmView, Dependencies
 from autopilot.usecases.runner import Context
 
@@ -118,6 +118,7 @@ def _refresh(ctx: Context, deps: Dependencies, due: Sequence[tuple[tuple[str, st
         series = cast(MetricSeriesPort, deps.alarms).metric_series(queries, ctx.now - timedelta(days=days), ctx.now)
     except Exception:  # a failed refresh must never stall scaling: the stored forecasts (or none) are used
         logger.exception("forecast refresh failed: GetMetricData")
+        metrics.add_metric(name="ForecastRefreshFailed", unit=MetricUnit.Count, value=len(ids))
         return {}
     fitted: dict[tuple[str, str], SeasonalForecast] = {}
     for query_id, (key, tt) in ids.items():
@@ -132,6 +133,7 @@ def _refresh(ctx: Context, deps: Dependencies, due: Sequence[tuple[tuple[str, st
             ctx.store.save_forecast(key[0], key[1], model.to_item(), ctx.now)
         except Exception:  # the fit is still used this run; the next run tries to store it again
             logger.exception("could not store a forecast", extra={"policy": key[0], "rule": key[1]})
+            metrics.add_metric(name="ForecastRefreshFailed", unit=MetricUnit.Count, value=1)
         logger.info("forecast refreshed", extra={"policy": key[0], "rule": key[1], "error": model.error,
                                                   "naive_error": model.naive_error, "fit_ms": round(1000 * seconds, 1)})
         fitted[key] = model
