@@ -147,3 +147,45 @@ def test_the_global_kill_switch_writes_no_audit_record_every_minute(estate: Any,
     for service in ("a-broken", "web", "paused", "switched-off"):
         assert history(estate, service) == [], service
     assert desired("web") == 4 and strategy("web") == ON_DEMAND
+
+
+class UnreadableCluster(BrokenFor):
+    """Moto's ECS, but DescribeServices in one cluster keeps failing (throttled beyond botocore's retries)."""
+
+    def __init__(self, inner: Any, cluster: str) -> None:
+        super().__init__(inner, broken="")
+        self.cluster = cluster
+
+    def describe_services(self, cluster: str, services: list[str]) -> Any:
+        if cluster == self.cluster:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "DescribeServices")
+        return self.inner.describe_services(cluster, services)
+
+
+def test_a_failed_describe_batch_costs_only_its_own_services(estate: Any, lambda_context: Any, capsys: Any) -> None:
+    """One cluster's DescribeServices failing must not keep the other clusters' services from being decided:
+    its services are audited failed:describe, counted, and the run ends with the error after the others."""
+    ecs, cw = client("ecs"), client("cloudwatch")
+    ecs.create_cluster(clusterName="batch")
+    ecs.create_service(cluster="batch", serviceName="etl", taskDefinition="web", desiredCount=4)
+    cw.put_metric_alarm(AlarmName="etl-cpu-high", MetricName="CPUUtilization", Namespace="AWS/ECS",
+                        Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=70.0,
+                        ComparisonOperator="GreaterThanThreshold")
+    cw.set_alarm_state(AlarmName="etl-cpu-high", StateValue="ALARM", StateReason="test",
+                       StateReasonData=json.dumps({"recentDatapoints": [90.0], "threshold": 70.0}))
+    etl = policy("etl").model_dump(mode="json", exclude_none=True)
+    etl["metadata"]["cluster"] = "batch"
+    estate.store.put_policy(ServicePolicy.model_validate(etl), estate.clock())
+    estate.store.delete_policy(service_key("prod", "a-broken"))
+    use_ecs(estate, UnreadableCluster(estate.ecs.inner, "batch"))
+    reconciler = load_handler("reconciler")
+    capsys.readouterr()
+    with pytest.raises(ClientError, match="Throttling"):  # the run ends with the error, after the others
+        reconciler.lambda_handler({"id": "tick-1"}, lambda_context)
+    assert desired("web") == 6, "the service in ALARM in the readable cluster was scaled"
+    assert strategy("web") == SPOT, "the later passes still ran"
+    etl_history = [h.outcome for h in estate.store.history(cluster="batch", service="etl", now=estate.clock())]
+    assert etl_history == ["failed:describe"]
+    assert int(ecs.describe_services(cluster="batch", services=["etl"])["services"][0]["desiredCount"]) == 4
+    assert "ActionFailed" in capsys.readouterr().out

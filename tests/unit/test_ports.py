@@ -200,6 +200,26 @@ def test_describe_policies_batches_per_cluster() -> None:
     assert sorted(views) == [("batch", "etl"), ("prod", "api"), ("prod", "web")]
 
 
+def test_describe_policies_asks_ten_at_a_time_and_hands_a_failed_batch_over() -> None:
+    names = [f"svc-{i:02d}" for i in range(23)]
+    ecs = MemoryEcs(desired={("prod", n): 1 for n in names})
+    real = ecs.describe_services
+
+    def describe(cluster: str, services: list[str]) -> Any:
+        if "svc-12" in services:
+            raise RuntimeError("throttled")
+        return real(cluster, services)
+
+    ecs.describe_services = describe  # type: ignore[method-assign]
+    policies = [WEB.model_copy(update={"metadata": WEB.metadata.model_copy(update={"service": n})}) for n in names]
+    failed: list[tuple[str, list[str]]] = []
+    views = describe_policies(ecs, policies, lambda cluster, batch, exc: failed.append((cluster, batch)))
+    assert failed == [("prod", names[10:20])], "only the batch that failed"
+    assert sorted(s for _, s in views) == names[:10] + names[20:]
+    with pytest.raises(RuntimeError):  # without a handler a failure is the caller's
+        describe_policies(ecs, policies)
+
+
 def test_the_reconciler_runs_its_typed_hooks_with_every_service_policy() -> None:
     store, ecs = MemoryStore(policies={WEB.key: WEB}), MemoryEcs(desired={("prod", "web"): 4})
     deps, _ = fake_deps(store, ecs)

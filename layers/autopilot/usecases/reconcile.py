@@ -41,7 +41,7 @@ from autopilot.usecases.observe import count_failure, count_outcomes, counts_fai
 from autopilot.usecases.rollbacks import reconcile_rollbacks
 from autopilot.usecases.runner import Context, PartialFailure, act, context, raise_failures, record
 from autopilot.usecases.scale import apply_rule
-from autopilot.usecases.services import describe_policies
+from autopilot.usecases.services import describe_or_record
 from autopilot.usecases.spot_holds import restore_spot_holds
 from autopilot.usecases.target_tracking import reconcile_target_tracking
 
@@ -224,7 +224,7 @@ def reconcile_scaling(ctx: Context, deps: Dependencies, policies: list[ServicePo
     alarms = deps.alarms.describe_alarms(names) if names else {}
     in_alarm = [a for a in alarms.values() if a.state == "ALARM"]
     latest = deps.alarms.latest_values(in_alarm) if in_alarm else {}
-    views = describe_policies(deps.ecs, policies)
+    views, _unread = describe_or_record(ctx, deps.ecs, policies, "reconcile: scaling")  # unread: no view
     entries: list[AuditEntry] = []
     for policy in policies:
         scaling = policy.spec.scaling

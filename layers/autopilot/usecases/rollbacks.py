@@ -16,7 +16,7 @@ from autopilot.models.policy import ServicePolicy, effective_mode
 from autopilot.models.state import ServiceState, Snapshot
 from autopilot.ports import Dependencies, ServiceView
 from autopilot.usecases.runner import Context, act, states
-from autopilot.usecases.services import describe_policies
+from autopilot.usecases.services import describe_or_record
 
 
 def service_facts(view: ServiceView | None) -> ServiceFacts | None:
@@ -49,9 +49,11 @@ def reconcile_rollbacks(ctx: Context, deps: Dependencies, policies: list[Service
     due = [p for p in managed if not snaps[p.key].state.paused and rollback_due(snaps[p.key].state.rollout, ctx.now)]
     if not due:
         return []
-    views = describe_policies(deps.ecs, due)
+    views, unread = describe_or_record(ctx, deps.ecs, due, "reconcile: rollback check")
     entries: list[AuditEntry] = []
     for policy in due:  # a failure is isolated, audited and counted by the runner; the next run tries again
+        if policy.key in unread:
+            continue  # audited failed:describe; no view is not "the service is gone"
         view = views.get((policy.metadata.cluster, policy.metadata.service))
         entries.append(act(ctx, key=policy.key, policy_mode=policy.spec.mode, trigger="reconcile: rollback check",
                            event_key=None, decide=_retry(ctx, policy, view)))

@@ -24,7 +24,7 @@ from autopilot.models.state import ServiceState, Snapshot
 from autopilot.observability import logger
 from autopilot.ports import AlarmView, Dependencies, ServiceView
 from autopilot.usecases.runner import Context, act, states
-from autopilot.usecases.services import describe_policies
+from autopilot.usecases.services import describe_or_record
 
 TRIGGER = "reconcile: targetTracking"
 STALE_PERIODS = 3  # a newest datapoint older than this many periods counts as missing data
@@ -112,7 +112,7 @@ def reconcile_target_tracking(ctx: Context, deps: Dependencies, policies: list[S
     if queries:
         series = cast(MetricSeriesPort, deps.alarms).metric_series(
             queries, ctx.now - timedelta(seconds=lookback), ctx.now)
-    views = describe_policies(deps.ecs, [p for p, _ in tracked])
+    views, _unread = describe_or_record(ctx, deps.ecs, [p for p, _ in tracked], "reconcile: targetTracking")
     entries: list[AuditEntry] = []
     for policy, tts in tracked:
         datapoints = []
