@@ -200,24 +200,46 @@ def test_describe_policies_batches_per_cluster() -> None:
     assert sorted(views) == [("batch", "etl"), ("prod", "api"), ("prod", "web")]
 
 
-def test_describe_policies_asks_ten_at_a_time_and_hands_a_failed_batch_over() -> None:
-    names = [f"svc-{i:02d}" for i in range(23)]
-    ecs = MemoryEcs(desired={("prod", n): 1 for n in names})
+@pytest.mark.parametrize(("failing", "asked", "failed", "skipped"), [
+    # nothing fails: every batch asked once
+    (set(), ["a0", "a1", "a2", "b0", "c0"], [], []),
+    # one batch of a fails: the rest of a is not asked, b and c are
+    ({"a1"}, ["a0", "a1", "b0", "c0"], ["a1"], ["a2"]),
+    # a cluster that always fails costs only its own services
+    ({"a0", "a1", "a2"}, ["a0", "b0", "c0"], ["a0"], ["a1", "a2"]),
+    # two clusters failed (throttling, an outage): nothing more is asked this run
+    ({"a0", "b0"}, ["a0", "b0"], ["a0", "b0"], ["a1", "a2", "c0"]),
+])
+def test_describe_policies_asks_ten_at_a_time_and_stops_asking_after_failures(
+        failing: set[str], asked: list[str], failed: list[str], skipped: list[str]) -> None:
+    """23 services in cluster a (batches a0-a2), 1 in b, 1 in c."""
+    layout = {"a": [f"svc-{i:02d}" for i in range(23)], "b": ["svc-b"], "c": ["svc-c"]}
+    ecs = MemoryEcs(desired={(c, n): 1 for c, names in layout.items() for n in names})
     real = ecs.describe_services
+    seen: list[str] = []
+
+    def batch_name(cluster: str, services: list[str]) -> str:
+        return f"{cluster}{layout[cluster].index(services[0]) // 10}"
 
     def describe(cluster: str, services: list[str]) -> Any:
-        if "svc-12" in services:
+        assert len(services) <= 10
+        seen.append(batch_name(cluster, services))
+        if seen[-1] in failing:
             raise RuntimeError("throttled")
         return real(cluster, services)
 
     ecs.describe_services = describe  # type: ignore[method-assign]
-    policies = [WEB.model_copy(update={"metadata": WEB.metadata.model_copy(update={"service": n})}) for n in names]
-    failed: list[tuple[str, list[str]]] = []
-    views = describe_policies(ecs, policies, lambda cluster, batch, exc: failed.append((cluster, batch)))
-    assert failed == [("prod", names[10:20])], "only the batch that failed"
-    assert sorted(s for _, s in views) == names[:10] + names[20:]
-    with pytest.raises(RuntimeError):  # without a handler a failure is the caller's
-        describe_policies(ecs, policies)
+    policies = [WEB.model_copy(update={"metadata": WEB.metadata.model_copy(update={"cluster": c, "service": n})})
+                for c, names in layout.items() for n in names]
+    handed: list[tuple[str, bool]] = []
+    views = describe_policies(ecs, policies, lambda c, batch, exc, skip: handed.append((batch_name(c, batch), skip)))
+    assert seen == asked
+    assert [b for b, skip in handed if not skip] == failed and [b for b, skip in handed if skip] == skipped
+    unread = {b for b, _ in handed}
+    assert {batch_name(c, [s]) for c, s in views} == {b for b in asked if b not in unread}
+    if failing:
+        with pytest.raises(RuntimeError):  # without a handler a failure is the caller's
+            describe_policies(ecs, policies)
 
 
 def test_the_reconciler_runs_its_typed_hooks_with_every_service_policy() -> None:
