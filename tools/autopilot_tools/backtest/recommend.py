@@ -95,8 +95,8 @@ def families(target: float, metric: str | dict[str, Any], targets: Sequence[floa
     values = list(dict.fromkeys(values))
     levers: list[dict[str, Any] | None] = [None]
     if predictive:
-        lever = {"loadMetric": LOAD_METRIC, "taskStartSeconds": start_delay_minutes * 60}
-        levers += [lever, {**lever, "trustedScaleInPercentile": UNTRUSTED}]
+        on: dict[str, Any] = {"loadMetric": LOAD_METRIC, "taskStartSeconds": start_delay_minutes * 60}
+        levers += [on, {**on, "trustedScaleInPercentile": UNTRUSTED}]
     out: list[Candidate] = []
     for value in values:
         for window in WINDOWS:
