@@ -300,7 +300,8 @@ def setting(entry: dict[str, Any] | None) -> str:
     rule = yaml.safe_load(entry["snippet"])["scaling"]["rules"][0]["targetTracking"]
     rule.pop("metric", None)
     if "predictive" in rule:
-        rule["predictive"] = "on"
+        trusted = rule["predictive"].get("trustedScaleInPercentile")
+        rule["predictive"] = "on" if trusted is None else f"on, trustedScaleInPercentile {trusted:g}"
     return json.dumps(rule, separators=(",", ":"))
 
 

@@ -239,9 +239,10 @@ def test_families_cover_targets_windows_bands_and_the_predictive_lever():
     defaults = [f for f in found if f.rule.band_tolerance == 0.15]
     assert all(f.rule.tolerance is None and f.rule.scaleInHysteresis is None for f in defaults)  # snippets stay short
     predictive = families(70, "cpu", targets=[60], predictive=True, start_delay_minutes=3)
-    assert len(predictive) == 2 * 2 * 2
+    assert len(predictive) == 2 * 2 * 3  # the lever off, on, and on without trusting the forecast for scale-in
     levers = [f.rule.predictive for f in predictive if f.rule.predictive is not None]
-    assert len(levers) == 4 and all(p.taskStartSeconds == 180 for p in levers)
+    assert len(levers) == 8 and all(p.taskStartSeconds == 180 for p in levers)
+    assert sorted(p.trustedScaleInPercentile for p in levers) == [55] * 4 + [100] * 4
     grid = candidates(70, "cpu")
     assert len(grid) == 2 * len(found) and {c.percentile for c in grid} == {80, 95}
 

@@ -91,6 +91,22 @@ def test_quality_gate(error, naive, age_hours, max_error, usable):
     assert (model.usable(now) is None) is usable
 
 
+@pytest.mark.parametrize(("error", "naive", "skill"), [
+    (0.1, 0.2, 0.75),  # half a flat forecast's error: three quarters of its squared error removed
+    (0.02, 0.08, 1 - 1 / 16),
+    (0.18, 0.18, 0.0),  # no better than flat
+    (0.3, 0.2, 0.0),  # worse: never negative
+    (0.0, 0.1, 1.0),
+    (math.inf, 0.2, 0.0),  # not measurable: no trust
+    (0.1, math.inf, 0.0),
+    (0.0, 0.0, 0.0),
+])
+def test_skill_is_the_share_of_a_flat_forecasts_squared_error_removed(error, naive, skill):
+    model = SeasonalForecast(MONDAY, 1.0, 0.0, (1.0,) * SLOTS_PER_DAY, (1.0,) * 7, error, 3, naive_error=naive)
+    assert model.skill == pytest.approx(skill)
+    assert SeasonalForecast.from_item(model.to_item()).skill == pytest.approx(skill, abs=1e-3)  # stored, it is the same
+
+
 def test_stored_form_round_trips_within_its_byte_budget():
     now = MONDAY + timedelta(days=14, hours=9)
     model = fit(history(14, now, weekend=0.5), now)

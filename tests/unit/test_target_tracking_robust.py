@@ -21,6 +21,7 @@ from autopilot.decide.target_tracking import (
     noise,
     percentile,
     read_robust,
+    trusted_percentile,
 )
 from autopilot.models.policy import Scaling, ScalingRule, TargetTracking
 
@@ -122,10 +123,11 @@ def test_the_same_datapoint_twice_counts_once_and_the_window_forgets_old_loads()
 
 
 class Ramp:
-    """A forecast rising 10 % a minute from T0; unusable when told so."""
+    """A forecast rising 10 % a minute from T0; unusable when told so; ``skill`` as given (0: no better than flat)."""
 
-    def __init__(self, usable: bool = True) -> None:
+    def __init__(self, usable: bool = True, skill: float = 0.0) -> None:
         self.ok = usable
+        self.skill = skill
 
     def at(self, moment: datetime) -> float:
         return 100 * 1.1 ** ((moment - T0).total_seconds() / 60)
@@ -150,6 +152,71 @@ def test_a_usable_forecast_scales_out_ahead_and_keeps_scale_in_at_its_need():
     ignored = read_robust(rule, flat, 50.0, at(-1), 4, 4, at(0), (), forecast=Ramp(usable=False))
     assert ignored.verdict == "within-tolerance" and ignored.predicted is None
     assert ignored.scale is not None  # the calibration is kept while the gate is shut
+
+
+class Flat(Ramp):
+    """A forecast of constant demand (so the calibrated need is the window's median load plus noise headroom)."""
+
+    def at(self, moment: datetime) -> float:
+        return 100.0
+
+
+@pytest.mark.parametrize(("percentile_", "trusted", "skill", "expected"), [
+    (80, 55, 0.0, 80),  # no better than a flat forecast: nothing changes
+    (80, 55, 1.0, 55),  # a perfect forecast: all the way down
+    (80, 55, 0.4, 70),
+    (80, 55, 1.7, 55),  # skill is clipped to [0, 1]
+    (80, 55, -0.5, 80),
+    (95, 50, 0.5, 72.5),
+    (60, 70, 1.0, 60),  # never raised
+    (80, 100, 1.0, 80),  # trustedScaleInPercentile 100: the lever never lowers it (the behaviour before)
+])
+def test_trusted_percentile_moves_the_skill_s_share_of_the_way_down(percentile_, trusted, skill, expected):
+    rule = tt(scaleInPercentile=percentile_, predictive={"loadMetric": "r", "trustedScaleInPercentile": trusted})
+    assert trusted_percentile(rule, skill) == pytest.approx(expected)
+    assert trusted_percentile(tt(scaleInPercentile=percentile_), skill) == percentile_  # no lever, no change
+
+
+# loads 3 x7, 4 x3, 5 x2, 6 x1 (the newest 3): p80 4.6, p67.5 4; the mean of the newest three (3, 5, 3) 3.67
+NOISY = window(3, 4, 3, 5, 3, 4, 3, 6, 3, 4, 3, 5, end=-2)
+
+
+@pytest.mark.parametrize(("skill", "expected", "quoted"), [
+    (0.0, 5, "p80 "),  # ceil(4.6), as without the lever
+    (0.5, 4, "p67.5 "),  # ceil(4)
+    (1.0, 4, "p55 "),  # p55 is 3.6, but never below the mean of the newest three: ceil(3.67)
+])
+def test_a_skilled_forecast_lowers_the_scale_in_percentile(skill, expected, quoted):
+    rule = tt(predictive={"loadMetric": "requests"})
+    reading = read_robust(rule, NOISY, 3 * 50 / 8, at(-1), 8, 8, at(0), (), forecast=Flat(skill=skill))
+    assert (reading.verdict, reading.recommendation) == ("in", expected)
+    assert quoted in reading.note
+    gated = read_robust(rule, NOISY, 3 * 50 / 8, at(-1), 8, 8, at(0), (), forecast=Flat(usable=False, skill=skill))
+    assert (gated.verdict, gated.recommendation) == ("in", 5)  # a gated forecast is not trusted at all
+
+
+def test_a_lowered_percentile_never_sizes_below_a_step_up_the_window_straddles():
+    # nine minutes at 2 tasks, then 5: p55 of the window is still the old level, the forecast (calibrated on
+    # the window's median) says 2, but the newest three loads need 5
+    rule = tt(predictive={"loadMetric": "requests"})
+    step = window(2, 2, 2, 2, 2, 2, 2, 2, 2, 5, 5, end=-2)
+    trusted = read_robust(rule, step, 5 * 50 / 8, at(-1), 8, 8, at(0), (), forecast=Flat(skill=1.0))
+    assert trusted.predicted == pytest.approx(2.0)
+    assert (trusted.verdict, trusted.recommendation) == ("in", 5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=st.lists(st.floats(min_value=0, max_value=50, allow_nan=False), min_size=3, max_size=20),
+       newest=st.floats(min_value=0, max_value=60, allow_nan=False), desired=st.integers(min_value=1, max_value=60),
+       skill=st.floats(min_value=0.01, max_value=1))
+def test_a_trusted_scale_in_keeps_the_newest_loads_and_the_forecast_s_need(before, newest, desired, skill):
+    rule = tt(predictive={"loadMetric": "requests"})
+    reading = read_robust(rule, window(*before, end=-2), newest * 50 / desired, at(-1), desired, desired, at(0), (),
+                          forecast=Flat(skill=skill))
+    if reading.verdict == "in":
+        recent = [v for _, v in reading.window][-3:]
+        assert reading.recommendation >= sum(recent) / len(recent) - 1e-6
+        assert reading.predicted is not None and reading.recommendation >= reading.predicted - 1e-6
 
 
 def test_forecast_calibration_is_a_running_mean_robust_to_one_burst():
@@ -229,6 +296,8 @@ def test_robust_rules_read_only_the_newest_datapoint():
     ({"predictive": {"loadMetric": "r", "maxError": 0}}, "greater than 0"),
     ({"predictive": {"loadMetric": "r", "refreshSeconds": 60}}, "greater than or equal to 300"),
     ({"predictive": {"loadMetric": "r", "horizon": 3}}, "Extra inputs are not permitted"),
+    ({"predictive": {"loadMetric": "r", "trustedScaleInPercentile": 49}}, "greater than or equal to 50"),
+    ({"predictive": {"loadMetric": "r", "trustedScaleInPercentile": 101}}, "less than or equal to 100"),
 ])
 def test_invalid_robust_fields(fields, message):
     with pytest.raises(ValidationError, match=message):

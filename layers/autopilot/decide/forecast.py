@@ -18,7 +18,8 @@ for it otherwise). The model is deliberately small, explainable and cheap (a fit
   on that day the way the rule uses it (each 5-minute slot predicted from the model's shape calibrated
   on the hour before it; weighted absolute percentage error). It is used only when that error is at
   most the policy's ``maxError`` *and* below a flat forecast's (that hour's mean: no shape at all), and
-  not when it is older than two refresh periods.
+  not when it is older than two refresh periods. ``skill`` = 1 - (error / flat error)^2: how far the
+  rule may trust it to lower its scale-in headroom.
 
 How it is used (decide/target_tracking.py): only the *shape* matters. The rule calibrates the
 forecast on its own recent loads (the median of load / forecast over its window), so the load
@@ -78,6 +79,16 @@ class SeasonalForecast:
         if now - self.fitted_at > self.max_age:
             return f"it is older than {self.max_age}"
         return None
+
+    @property
+    def skill(self) -> float:
+        """What the forecast's shape is worth, in [0, 1]: the share of a flat forecast's squared error (the
+        quality gate's yardstick, on the same last day of history) that it removes, 1 - (error / naive error)^2;
+        0 when either is not measurable. A robust rule moves its scale-in percentile this share of the way to
+        ``trustedScaleInPercentile`` (decide/target_tracking.py)."""
+        if math.isinf(self.error) or math.isinf(self.naive_error) or self.naive_error <= 0:
+            return 0.0
+        return max(0.0, min(1.0, 1.0 - (self.error / self.naive_error) ** 2))
 
     def gated(self, max_error: float, refresh_seconds: int) -> SeasonalForecast:
         """The same fit under a policy's gate: error bound and age (two refresh periods)."""

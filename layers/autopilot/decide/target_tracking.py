@@ -36,6 +36,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import NamedTuple, Protocol
 
@@ -75,6 +76,9 @@ class Forecast(Protocol):
     def at(self, moment: datetime) -> float: ...  # expected load at ``moment``, in the load metric's own unit
 
     def usable(self, now: datetime) -> str | None: ...  # why it must not be used now (None: usable)
+
+    @property
+    def skill(self) -> float: ...  # in [0, 1]: the share of a flat forecast's squared error it removes
 
 
 class Reading(NamedTuple):
@@ -346,7 +350,10 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
     calibrated to the rule's loads (``scale``: a running mean of load / forecast over about an hour, so the
     load metric's unit and the forecast's level error cancel) plus the same noise headroom the percentile
     keeps. Beyond the band it scales out ahead of the demand; scale-in never goes below it; it never
-    lowers the count by itself.
+    lowers the count by itself. And since it will pre-scale ahead of the next rise, the percentile itself
+    needs less headroom while it is usable (``trusted_percentile``): it moves the forecast's skill of the
+    way down to ``trustedScaleInPercentile``, never below the mean of the newest ``datapointsToScaleOut``
+    loads (a low percentile of a window that straddles a step up is the old level).
     """
     kept = list(window[bisect_right(window, stamp - _span(tt.window_seconds), key=_time):])
     if newest is None:
@@ -364,7 +371,7 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
     if trend_value is not None and trend_value > newest:
         out_load = trend_value * base / tt.targetValue
     band = desired * (1 + tt.band_tolerance)
-    predicted, scale = _predicted(tt, forecast, kept, now, scale, spread, fresh)
+    predicted, scale, q = _predicted(tt, forecast, kept, now, scale, spread, fresh)
     ahead = predicted is not None and predicted > band + _EPS  # the forecast needs more than the band
     if out_load > band + _EPS:
         count = tt.out_datapoints
@@ -393,7 +400,10 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
             return RobustReading("steady", desired, window, f"held {held}s after a scale-out", predicted, scale)
     if len(values) < 3:
         return RobustReading("steady", desired, window, "window still filling", predicted, scale)
-    level = percentile(values, tt.in_percentile)
+    level = percentile(values, q)
+    if q < tt.in_percentile:  # a trusted forecast lowered it: never below the current sustained load
+        recent = values[-tt.out_datapoints:]
+        level = max(level, sum(recent) / len(recent))
     target = _tasks(level)
     floor = _tasks(predicted) if predicted is not None else 0
     if floor > target:
@@ -402,18 +412,44 @@ def read_robust(tt: TargetTracking, window: Loads, newest: float | None, stamp: 
     if (target < desired and level <= desired - 1 - margin + _EPS
             and (tt.scaleInTolerance is None or level < desired * (1 - tt.scaleInTolerance) - _EPS)):
         return RobustReading("in", target, window,
-                             f"p{tt.in_percentile:g} of the last {tt.window_seconds}s is {level:.3g} tasks", predicted,
+                             f"p{q:.3g} of the last {tt.window_seconds}s is {level:.3g} tasks", predicted,
                              scale)
     verdict = "within-tolerance" if load >= desired * (1 - tt.band_tolerance) - _EPS else "steady"
     return RobustReading(verdict, desired, window, "", predicted, scale)
 
 
+def trusted_percentile(tt: TargetTracking, skill: float) -> float:
+    """The scale-in percentile of a robust rule while its forecast is usable: ``scaleInPercentile`` moved
+    ``skill`` (in [0, 1]) of the way down to ``predictive.trustedScaleInPercentile`` (never up).
+
+    Why: the percentile's headroom above the window's typical load is there for a rise the rule has not seen
+    yet; a forecast that pre-scales one task start ahead covers the rises it foresees, in proportion to how
+    much of the demand's movement it explains. A forecast no better than a flat one (skill 0) changes nothing."""
+    q = tt.in_percentile
+    floor = tt.predictive.trustedScaleInPercentile if tt.predictive is not None else q
+    if q <= floor:
+        return q
+    return q - min(1.0, max(0.0, skill)) * (q - floor)
+
+
+@lru_cache(maxsize=256)
+def _z(q: float) -> float:
+    """The normal quantile of percentile ``q``: the noise headroom, in deviations, that percentile keeps
+    (statistics is imported here, as in the policy model: only a predictive rule pays for it)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(min(q, 99.9) / 100)
+
+
 def _predicted(tt: TargetTracking, forecast: Forecast | None, window: Sequence[tuple[datetime, float]],
-               now: datetime, scale: float | None, spread: float, fresh: bool) -> tuple[float | None, float | None]:
-    """(the forecast's need in tasks, the updated calibration); the need is None without a usable
-    forecast or a calibration (the calibration is kept while the forecast is unusable)."""
+               now: datetime, scale: float | None, spread: float,
+               fresh: bool) -> tuple[float | None, float | None, float]:
+    """(the forecast's need in tasks, the updated calibration, the scale-in percentile); the need is None
+    without a usable forecast or a calibration (the calibration is kept while the forecast is unusable), and
+    the percentile is lowered (``trusted_percentile``) only with a need."""
+    q = tt.in_percentile
     if forecast is None or tt.predictive is None:
-        return None, None
+        return None, None, q
     if fresh and window:
         at, value = window[-1]
         expected = forecast.at(at)
@@ -425,10 +461,12 @@ def _predicted(tt: TargetTracking, forecast: Forecast | None, window: Sequence[t
             else:  # a running mean; one burst moves it at most by 3x its weight
                 scale += (min(ratio, 3 * scale) - scale) / CALIBRATION_MINUTES
     if scale is None or forecast.usable(now) is not None:
-        return None, scale
+        return None, scale, q
     steps = max(1, tt.predictive.taskStartSeconds // 60)
     peak = max(forecast.at(now + _span(60 * k)) for k in range(steps + 1))
-    return scale * peak + tt.in_z * spread, scale
+    q = trusted_percentile(tt, forecast.skill)
+    z = tt.in_z if q == tt.in_percentile else _z(round(q, 3))
+    return scale * peak + z * spread, scale, q
 
 
 def evaluate(

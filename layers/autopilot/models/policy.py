@@ -234,7 +234,10 @@ class Predictive(StrictModel):
     (one GetMetricData call per 500 queries per run, at most every ``refreshSeconds``), stores the fit in the
     state table, and each minute raises the desired count to what the forecast of the next
     ``taskStartSeconds`` needs (calibrated on the rule's own recent load). It never lowers the count, and it
-    stays out while the forecast's recent error is above ``maxError``.
+    stays out while the forecast's recent error is above ``maxError``. While it is in, the forecast pre-scales
+    ahead of the next rise, so the rule's scale-in needs less headroom of its own: its percentile moves the
+    forecast's measured skill (1 - (error / a flat forecast's error)^2) of the way down to
+    ``trustedScaleInPercentile``, never below what the newest ``datapointsToScaleOut`` loads need.
     """
 
     loadMetric: AlarmName | MetricSpec = Field(
@@ -246,6 +249,10 @@ class Predictive(StrictModel):
                                                                           "from a scale-out to new tasks serving")
     maxError: Float = Field(default=0.3, gt=0, le=2, description="quality gate: the forecast is used only while "
                                                                  "its recent relative error is at most this")
+    trustedScaleInPercentile: Float = Field(
+        default=55, ge=50, le=100,
+        description="robust scale-in percentile with a perfect forecast: while the forecast is usable, "
+                    "scaleInPercentile moves its skill's share of the way down to this (100: never lower it)")
 
 
 class TargetTracking(StrictModel):

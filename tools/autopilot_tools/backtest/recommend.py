@@ -12,7 +12,9 @@ change how fast). Two stages, over robust rules (``sizing: robust``):
    percentile: the target value (the given one and, unless fixed, 5 points above it: with a
    percentile keeping noise headroom, a higher target can be the cheaper way to the same overload),
    the window (900 s or 1800 s), the band and hysteresis (the defaults, or the narrower 0.1 / 0.5) and,
-   when the trace is long enough to fit a forecast (3 days), the predictive lever off or on.
+   when the trace is long enough to fit a forecast (3 days), the predictive lever off, on, or on without
+   lowering the scale-in percentile for a skilled forecast (``trustedScaleInPercentile: 100``: the search
+   can then still buy the headroom of a high percentile with the lever on).
 2. The percentile trades task-hours for overload within a family, so for the ``top`` families whose
    best affordable setting is best, it is bisected toward the task-hour budget for ``rounds`` rounds.
 
@@ -45,6 +47,7 @@ ROUNDS, TOP = 3, 3  # stage 2
 MIN_PERCENTILE, MAX_PERCENTILE = 50.0, 99.0
 PREDICTIVE_DAYS = 3  # a trace shorter than this has no forecast to fit (2 days to fit and score, 1 to use)
 MAX_ACTIONS_RATIO = 2.0
+UNTRUSTED = 100.0  # a predictive family's trustedScaleInPercentile that keeps the searched percentile as it is
 # Pick within 99 % of the AWS model's task-hours over the tuning data AND over each of its two halves: a setting's
 # cost moves by a few % from one part of a trace to the next, and a setting whose cost fits only on average is the
 # one that exceeds the budget on data it was not tuned on. (The first pass used a flat 3 % margin instead: on the
@@ -65,12 +68,14 @@ class Candidate:
         r = self.rule
         return {"targetValue": r.targetValue, "scaleInPercentile": r.in_percentile,
                 "scaleInStabilizationSeconds": r.window_seconds, "tolerance": r.band_tolerance,
-                "scaleInHysteresis": r.in_hysteresis, "predictive": r.predictive is not None}
+                "scaleInHysteresis": r.in_hysteresis, "predictive": r.predictive is not None,
+                "trustedScaleInPercentile": None if r.predictive is None else r.predictive.trustedScaleInPercentile}
 
     def label(self) -> str:
         p = self.params()
         return (f"robust t={p['targetValue']:g} p{p['scaleInPercentile']:g} win={p['scaleInStabilizationSeconds']}s "
-                f"tol={p['tolerance']:g} hyst={p['scaleInHysteresis']:g}" + (" +predictive" if p["predictive"] else ""))
+                f"tol={p['tolerance']:g} hyst={p['scaleInHysteresis']:g}"
+                + (f" +predictive (trusted p{p['trustedScaleInPercentile']:g})" if p["predictive"] else ""))
 
     def scaling(self, min_tasks: int, max_tasks: int) -> Scaling:
         return Scaling(minTasks=min_tasks, maxTasks=max_tasks, rules=[ScalingRule(targetTracking=self.rule)])
@@ -90,7 +95,8 @@ def families(target: float, metric: str | dict[str, Any], targets: Sequence[floa
     values = list(dict.fromkeys(values))
     levers: list[dict[str, Any] | None] = [None]
     if predictive:
-        levers.append({"loadMetric": LOAD_METRIC, "taskStartSeconds": start_delay_minutes * 60})
+        on: dict[str, Any] = {"loadMetric": LOAD_METRIC, "taskStartSeconds": start_delay_minutes * 60}
+        levers += [on, {**on, "trustedScaleInPercentile": UNTRUSTED}]
     out: list[Candidate] = []
     for value in values:
         for window in WINDOWS:
