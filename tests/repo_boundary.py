@@ -1,7 +1,7 @@
 """Nothing the tests run may read beside the repository (a user's clone has nothing there).
 
 An audit hook (PEP 578) refuses every open, listdir or scandir of a path in the directory that holds the
-clone but outside the clone itself, such as ``../shared``: the code that tried fails with OutsideRepository,
+clone but outside the clone itself (a sibling folder of the clone): the code that tried fails with OutsideRepository,
 so the test that exercised it fails, whatever the developer's machine happens to have beside the
 repository. The virtualenvs and the temporary directory are allowed wherever they live.
 tests/unit/test_repo_boundary.py proves the hook bites and scans the code for paths that leave the clone.

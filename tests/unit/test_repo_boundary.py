@@ -9,23 +9,36 @@ import pytest
 
 from tests.repo_boundary import ROOT, OutsideRepository, outside
 
+BESIDE = ROOT.parent / "a-folder-beside-the-clone"  # whatever a developer's machine keeps next to the repository
+
 
 def test_reading_beside_the_repository_fails() -> None:
     with pytest.raises(OutsideRepository):
-        (ROOT.parent / "shared" / "anything.json").read_text()
+        (BESIDE / "anything.json").read_text()
     with pytest.raises(OutsideRepository):
-        list((ROOT.parent / "shared").glob("*.json"))
+        list(BESIDE.glob("*.json"))
 
 
 def test_reading_inside_the_repository_works() -> None:
     assert "ecs-autopilot" in (ROOT / "pyproject.toml").read_text()
     assert not outside(ROOT / "tests" / "fixtures")
-    assert outside(ROOT.parent / "shared")
+    assert outside(BESIDE)
 
 
-# What code uses to reach beside the clone: an explicit ../, the root's parent, or a parents[] index deep
-# enough to leave the repository from where the file is.
-LEAVING = re.compile(r"\.\./shared|\bROOT\.parent\b|\bparent\s*/\s*[\"']shared")
+# What code uses to reach beside the clone: a quoted path starting with ../, the root's parent, or a parents[]
+# index deep enough to leave the repository from where the file is.
+LEAVING = re.compile(r"[\"'`]\.\./\w|\bROOT\.parent\b")
+
+
+@pytest.mark.parametrize(("line", "leaves"), [
+    ('path = "../reference/events.json"', True),
+    ("open('../data/trace.csv')", True),
+    ("samples = ROOT.parent / 'reference'", True),
+    ('path = ROOT / "tests" / "fixtures"', False),
+    ("here = Path(__file__).parent / 'data'", False),
+])
+def test_the_scan_recognises_a_path_beside_the_clone(line: str, leaves: bool) -> None:
+    assert bool(LEAVING.search(line)) is leaves
 
 
 def _tracked() -> list[str]:
