@@ -13,7 +13,7 @@ from autopilot.models.place import Place
 from autopilot.models.policy import ServicePolicy, service_key
 from autopilot.models.state import ServiceState
 from autopilot.store.table import AuditEntry
-from autopilot_tools.cli.main import main
+from tests.integration.test_cli import Run  # the one CLI runner of the CLI tests
 
 HOME_ACCOUNT = "123456789012"
 MEMBER = "111111111111"
@@ -28,18 +28,6 @@ metadata: {{cluster: prod, service: {service}{place}}}
 spec:
   scaling: {{minTasks: 1, maxTasks: 10}}
 """
-
-
-class Run:
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-        self.out = self.err = ""
-
-    def __call__(self, *argv: Any) -> int:
-        code = main([str(a) for a in argv])
-        captured = self.capsys.readouterr()
-        self.out, self.err = captured.out, captured.err
-        return code
 
 
 @pytest.fixture

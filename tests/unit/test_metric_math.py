@@ -7,6 +7,7 @@ id an expression names is a query of the same request.
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autopilot.aws.cloudwatch import CloudWatchAlarms
-from autopilot.decide.metric_math import batches, prefixed, referenced_ids, rename_ids
+from autopilot.decide.metric_math import batches, prefixed, referenced_ids, rename_ids, returning_one
 from autopilot.models.policy import TargetTracking
 from autopilot.ports import AlarmView
 from autopilot.usecases.predictive import history_query
@@ -121,3 +122,30 @@ def test_batches_keep_groups_whole_and_order() -> None:
     queries = [{"Id": f"q{i}", "MetricStat": stat("x")} for i in range(4)]
     queries.insert(2, {"Id": "e", "Expression": "q0 + q1"})
     assert [[q["Id"] for q in b] for b in batches(queries, 3)] == [["q0", "q1", "e"], ["q2", "q3"]]
+
+
+STAT = {"Metric": {"Namespace": "AWS/ECS", "MetricName": "CPUUtilization"}, "Period": 60, "Stat": "Average"}
+
+
+@pytest.mark.parametrize(("queries", "expected"), [
+    # a plain alarm: its one query, renamed, returned
+    ([{"Id": "m1", "MetricStat": STAT}], ([("p_m1", True)], "p_m1")),
+    # metric math: only the expression is returned, the ids it names are read but not returned
+    ([{"Id": "m1", "MetricStat": STAT, "ReturnData": False}, {"Id": "m10", "MetricStat": STAT, "ReturnData": False},
+      {"Id": "e1", "Expression": "m10 + m1", "ReturnData": True}],
+     ([("p_m1", False), ("p_m10", False), ("p_e1", True)], "p_e1")),
+    # ReturnData defaults to true: two returned series are no single value
+    ([{"Id": "m1", "MetricStat": STAT}, {"Id": "m2", "MetricStat": STAT}], None),
+    ([{"Id": "m1", "MetricStat": STAT, "ReturnData": False}], None),
+])
+def test_returning_one(queries: list[dict[str, Any]], expected: Any) -> None:
+    before = copy.deepcopy(queries)
+    found = returning_one(queries, "p_")
+    assert queries == before, "the alarm's own queries are left as they are"
+    if expected is None:
+        assert found is None
+        return
+    copies, returned_id = found  # type: ignore[misc]
+    assert ([(q["Id"], q["ReturnData"]) for q in copies], returned_id) == expected
+    if len(queries) == 3:
+        assert copies[2]["Expression"] == "p_m10 + p_m1"

@@ -47,12 +47,8 @@ RETRY_CONFIG = Config(
 SINGLE_ATTEMPT_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
 
 # A member's calls: fail fast (a region that does not answer must not hold the invocation for a minute).
-MEMBER_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
-    user_agent_extra="ecs-autopilot",
-)
+MEMBER_CONFIG = RETRY_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2,
+                                          read_timeout=5))
 MEMBER_SINGLE_ATTEMPT_CONFIG = MEMBER_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
 STS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5,
                     user_agent_extra="ecs-autopilot")

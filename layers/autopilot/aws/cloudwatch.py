@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from autopilot.aws.clients import AwsAdapter
-from autopilot.decide.metric_math import batches, prefixed
+from autopilot.decide.metric_math import batches, returning_one
 from autopilot.ports import AlarmView
 
 _BATCH = 100  # DescribeAlarms accepts up to 100 names per call
@@ -59,14 +59,11 @@ class CloudWatchAlarms(AwsAdapter):
         queries: list[dict[str, Any]] = []
         owner: dict[str, str] = {}
         for index, alarm in enumerate(alarms):
-            returned = [q for q in alarm.metric_query if q.get("ReturnData", True)]
-            if len(returned) != 1:
+            found = returning_one(alarm.metric_query, f"a{index}_")
+            if found is None:
                 continue
-            prefix = f"a{index}_"
-            for q, query in zip(alarm.metric_query, prefixed(alarm.metric_query, prefix), strict=True):
-                query["ReturnData"] = q is returned[0]
-                queries.append(query)
-            owner[prefix + returned[0]["Id"]] = alarm.name
+            queries += found[0]
+            owner[found[1]] = alarm.name
         if not queries:
             return {}
         end = now or datetime.now(UTC)

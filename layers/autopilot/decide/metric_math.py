@@ -11,8 +11,11 @@ functions (upper case; ids start with a lower-case letter) are left alone.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autopilot.models.policy import MetricSpec
 
 _TOKENS = re.compile(r"""
     (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')      # string literals: never renamed
@@ -39,6 +42,28 @@ def prefixed(queries: Iterable[Mapping[str, Any]], prefix: str) -> list[dict[str
         if "Expression" in query:
             query["Expression"] = rename_ids(str(query["Expression"]), names)
     return copies
+
+
+def returning_one(queries: Sequence[Mapping[str, Any]], prefix: str) -> tuple[list[dict[str, Any]], str] | None:
+    """One alarm's queries for a shared GetMetricData request, and the renamed Id of the series it returns.
+
+    Ids are ``prefixed``; ``ReturnData`` is on for the one query the alarm returns and off for the others (only
+    that series is read as the alarm's value). None when the alarm returns no series or several."""
+    returned = [index for index, query in enumerate(queries) if query.get("ReturnData", True)]
+    if len(returned) != 1:
+        return None
+    copies = prefixed(queries, prefix)
+    for index, query in enumerate(copies):
+        query["ReturnData"] = index == returned[0]
+    return copies, str(copies[returned[0]]["Id"])
+
+
+def metric_stat_query(query_id: str, spec: MetricSpec, period: int) -> dict[str, Any]:
+    """The GetMetricData query of a metric a policy names itself (not through an alarm), at ``period``."""
+    stat = {"Metric": {"Namespace": spec.namespace, "MetricName": spec.name,
+                       "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(spec.dimensions.items())]},
+            "Period": period, "Stat": spec.stat}
+    return {"Id": query_id, "MetricStat": stat, "ReturnData": True}
 
 
 def referenced_ids(expression: str) -> set[str]:

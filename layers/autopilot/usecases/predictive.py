@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any, Protocol, cast
 
 from autopilot.decide.forecast import SLOT_SECONDS, SeasonalForecast, fit, to_slots
-from autopilot.decide.metric_math import prefixed
+from autopilot.decide.metric_math import metric_stat_query, returning_one
 from autopilot.models.policy import MetricSpec, ServicePolicy, TargetTracking
 from autopilot.observability import MetricUnit, logger, metrics
 from autopilot.ports import AlarmView, Dependencies
@@ -38,22 +38,17 @@ def history_query(query_id: str, tt: TargetTracking, alarms: dict[str, AlarmView
     assert tt.predictive is not None
     metric = tt.predictive.loadMetric
     if isinstance(metric, MetricSpec):
-        stat = {"Metric": {"Namespace": metric.namespace, "MetricName": metric.name,
-                           "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(metric.dimensions.items())]},
-                "Period": SLOT_SECONDS, "Stat": metric.stat}
-        return [{"Id": query_id, "MetricStat": stat, "ReturnData": True}]
+        return [metric_stat_query(query_id, metric, SLOT_SECONDS)]
     alarm = alarms.get(metric)
-    returned = [q for q in alarm.metric_query if q.get("ReturnData", True)] if alarm else []
-    if alarm is None or len(returned) != 1:
+    found = returning_one(alarm.metric_query, f"{query_id}_") if alarm else None
+    if found is None:
         return []
-    queries = []
-    for q, query in zip(alarm.metric_query, prefixed(alarm.metric_query, f"{query_id}_"), strict=True):
-        query["ReturnData"] = q is returned[0]
+    queries = found[0]
+    for query in queries:
         if "MetricStat" in query:
             query["MetricStat"] = dict(query["MetricStat"], Period=SLOT_SECONDS)
         if "Expression" in query:
             query["Period"] = SLOT_SECONDS
-        queries.append(query)
     # the returned query's Id is what the answer is keyed by
     queries.sort(key=lambda q: not q["ReturnData"])
     return queries

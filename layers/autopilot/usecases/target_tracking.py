@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from autopilot.decide.metric_math import prefixed
+from autopilot.decide.metric_math import metric_stat_query, returning_one
 from autopilot.decide.target_tracking import Forecast, align, datapoints_needed, decide_target_tracking, newest_stamp
 from autopilot.models.actions import Decision
 from autopilot.models.audit import AuditEntry
@@ -49,25 +49,16 @@ def metric_queries(rule_id: str, tt: TargetTracking,
     """GetMetricData queries for one rule, their Ids prefixed with ``rule_id`` (unique within the request)."""
     count = datapoints_needed(tt)
     if isinstance(tt.metric, MetricSpec):
-        spec = tt.metric
-        stat = {"Metric": {"Namespace": spec.namespace, "MetricName": spec.name,
-                           "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(spec.dimensions.items())]},
-                "Period": spec.period, "Stat": spec.stat}
-        return [{"Id": rule_id, "MetricStat": stat, "ReturnData": True}], Tracked(rule_id, spec.period, count)
+        period = tt.metric.period
+        return [metric_stat_query(rule_id, tt.metric, period)], Tracked(rule_id, period, count)
     alarm = alarms.get(tt.metric)
-    returned = [q for q in alarm.metric_query if q.get("ReturnData", True)] if alarm else []
-    if alarm is None or len(returned) != 1:
+    found = returning_one(alarm.metric_query, f"{rule_id}_") if alarm else None
+    if found is None:
         return [], Tracked(None, 60, count)
-    queries: list[dict[str, Any]] = []
-    periods: list[int] = []
-    for q, query in zip(alarm.metric_query, prefixed(alarm.metric_query, f"{rule_id}_"), strict=True):
-        query["ReturnData"] = q is returned[0]
-        if "MetricStat" in q:
-            periods.append(int(q["MetricStat"].get("Period", 60)))
-        elif q.get("Period"):
-            periods.append(int(q["Period"]))
-        queries.append(query)
-    return queries, Tracked(f"{rule_id}_{returned[0]['Id']}", max(periods, default=60), count)
+    queries, returned_id = found
+    periods = [int(q["MetricStat"].get("Period", 60)) if "MetricStat" in q else int(q["Period"])
+               for q in queries if "MetricStat" in q or q.get("Period")]
+    return queries, Tracked(returned_id, max(periods, default=60), count)
 
 
 def deployment_in_progress(view: ServiceView) -> str | None:
