@@ -231,18 +231,19 @@ def test_recommend_grid_snippet_is_a_valid_policy_block():
 
 def test_families_cover_targets_windows_bands_and_the_predictive_lever():
     found = families(70, "cpu")
-    assert len(found) == 2 * 2 * 2 and [f.family for f in found] == list(range(len(found)))
-    assert {f.rule.targetValue for f in found} == {70, 75}
+    assert len(found) == 3 * 3 * 2 and [f.family for f in found] == list(range(len(found)))
+    assert {f.rule.targetValue for f in found} == {70, 75, 80}
     assert {(f.rule.window_seconds, f.rule.band_tolerance, f.rule.in_hysteresis) for f in found} == {
-        (900, 0.15, 1.0), (1800, 0.15, 1.0), (900, 0.1, 0.5), (1800, 0.1, 0.5)}
+        (900, 0.15, 1.0), (1800, 0.15, 1.0), (3600, 0.15, 1.0), (900, 0.1, 0.5), (1800, 0.1, 0.5), (3600, 0.1, 0.5)}
+    assert {f.rule.targetValue for f in families(95, "cpu")} == {95, 99}  # capped at 99, never twice
     assert all(f.rule.sizing == "robust" and f.rule.predictive is None for f in found)
     defaults = [f for f in found if f.rule.band_tolerance == 0.15]
     assert all(f.rule.tolerance is None and f.rule.scaleInHysteresis is None for f in defaults)  # snippets stay short
     predictive = families(70, "cpu", targets=[60], predictive=True, start_delay_minutes=3)
-    assert len(predictive) == 2 * 2 * 3  # the lever off, on, and on without trusting the forecast for scale-in
+    assert len(predictive) == 3 * 2 * 3  # the lever off, on, and on without trusting the forecast for scale-in
     levers = [f.rule.predictive for f in predictive if f.rule.predictive is not None]
-    assert len(levers) == 8 and all(p.taskStartSeconds == 180 for p in levers)
-    assert sorted(p.trustedScaleInPercentile for p in levers) == [55] * 4 + [100] * 4
+    assert len(levers) == 12 and all(p.taskStartSeconds == 180 for p in levers)
+    assert sorted(p.trustedScaleInPercentile for p in levers) == [55] * 6 + [100] * 6
     grid = candidates(70, "cpu")
     assert len(grid) == 2 * len(found) and {c.percentile for c in grid} == {80, 95}
 

@@ -9,9 +9,10 @@ settings and give the same answer on any machine (no wall clock decides what is 
 change how fast). Two stages, over robust rules (``sizing: robust``):
 
 1. Every *family* at two scale-in percentiles (80 and 95). A family fixes everything but the
-   percentile: the target value (the given one and, unless fixed, 5 points above it: with a
+   percentile: the target value (the given one and, unless fixed, 5 and 10 points above it: with a
    percentile keeping noise headroom, a higher target can be the cheaper way to the same overload),
-   the window (900 s or 1800 s), the band and hysteresis (the defaults, or the narrower 0.1 / 0.5) and,
+   the window (900 s, 1800 s or 3600 s: a longer memory of the service's own peaks is the cheaper headroom
+   where they recur within the hour), the band and hysteresis (the defaults, or the narrower 0.1 / 0.5) and,
    when the trace is long enough to fit a forecast (3 days), the predictive lever off, on, or on without
    lowering the scale-in percentile for a skilled forecast (``trustedScaleInPercentile: 100``: the search
    can then still buy the headroom of a high percentile with the lever on).
@@ -38,11 +39,13 @@ from autopilot_tools.backtest.controllers import ForecastFeed, PolicyController
 from autopilot_tools.backtest.model import Result, ServiceModel, simulate
 
 PERCENTILES = (80.0, 95.0)  # stage 1
-WINDOWS = (900, 1800)
+# The fourth pass of issue 12 widened the grid from (900, 1800) x (+0, +5): on the benchmark's held-out halves the
+# tuned goal went from 4 to 7 of 12 traces (NASA picks +10, elb and steady-low 3600 s), for about twice the replays.
+WINDOWS = (900, 1800, 3600)
 # The band and the hysteresis, as (tolerance, scaleInHysteresis): the rule's defaults (None: 0.15 and 1, fewer
 # actions) and the narrower pair they replaced (more actions, sometimes fewer overload minutes for the same cost).
 BANDS: tuple[tuple[float | None, float | None], ...] = ((None, None), (0.1, 0.5))
-TARGET_STEPS = (0.0, 5.0)  # added to the given target unless it is fixed (+10 was picked once in 12 traces)
+TARGET_STEPS = (0.0, 5.0, 10.0)  # added to the given target unless it is fixed
 ROUNDS, TOP = 3, 3  # stage 2
 MIN_PERCENTILE, MAX_PERCENTILE = 50.0, 99.0
 PREDICTIVE_DAYS = 3  # a trace shorter than this has no forecast to fit (2 days to fit and score, 1 to use)
