@@ -25,6 +25,7 @@ from autopilot_tools.backtest.recommend import (
     next_percentile,
     pareto,
     pick,
+    planned,
     refine,
     run_candidate,
     search,
@@ -246,6 +247,7 @@ def test_families_cover_targets_windows_bands_and_the_predictive_lever():
     assert sorted(p.trustedScaleInPercentile for p in levers) == [55] * 6 + [100] * 6
     grid = candidates(70, "cpu")
     assert len(grid) == 2 * len(found) and {c.percentile for c in grid} == {80, 95}
+    assert planned(grid) == len(grid) + 4 * 5  # stage 2: the 5 most promising families, 4 rounds
 
 
 def result(task_hours: float, overload: int = 0, actions: int = 0) -> Result:
