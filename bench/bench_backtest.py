@@ -100,11 +100,16 @@ def replay_refs(trace: Trace, model: ServiceModel, history: tuple[float, ...] = 
     return out
 
 
-def bench_defaults(name: str, trace: Trace | None = None) -> dict[str, Any]:
-    """Check 1 only (the defaults on the whole trace, against the references): for fresh seeds."""
-    trace = trace or load(name)
+def service_model(trace: Trace) -> ServiceModel:
+    """The service model every policy is replayed against, derived from the trace's first half only."""
     first, _ = halves(trace)
-    model = ServiceModel(capacity_per_task=first.percentile(95) / 10, start_delay_minutes=DELAY_MINUTES)
+    return ServiceModel(capacity_per_task=first.percentile(95) / 10, start_delay_minutes=DELAY_MINUTES)
+
+
+def bench_defaults(name: str, trace: Trace | None = None) -> dict[str, Any]:
+    """Check 1 (the defaults on the whole trace, against the references); alone for fresh seeds."""
+    trace = trace or load(name)
+    model = service_model(trace)
     started = time.monotonic()
     full = replay_refs(trace, model)
     defaults = replay_rule(trace, model, minimal()).summary()
@@ -115,12 +120,10 @@ def bench_defaults(name: str, trace: Trace | None = None) -> dict[str, Any]:
 
 def bench_trace(name: str, workers: int | None, rounds: int = ROUNDS, trace: Trace | None = None) -> dict[str, Any]:
     trace = trace or load(name)
-    first, second = halves(trace)
-    model = ServiceModel(capacity_per_task=first.percentile(95) / 10, start_delay_minutes=DELAY_MINUTES)
     started = time.monotonic()
-    # 1. defaults on the whole trace
-    full = replay_refs(trace, model)
-    defaults = replay_rule(trace, model, minimal()).summary()
+    row = bench_defaults(name, trace)  # 1. defaults on the whole trace
+    first, second = halves(trace)
+    model = service_model(trace)
     # 2. tuned on the first half, replayed on the second
     options: dict[str, Any] = {"workers": workers, "metric": METRIC, "rounds": rounds}
     tuned, candidate = searched(first, model, TARGET, MIN_TASKS, MAX_TASKS, **options)
@@ -135,9 +138,7 @@ def bench_trace(name: str, workers: int | None, rounds: int = ROUNDS, trace: Tra
     predictive_second = replay_rule(second, model, minimal(predictive=True), first.values).summary()
     candidate_p = _candidate_of(picked_p)
     tuned_p_second = run_candidate(candidate_p, job).summary() if candidate_p is not None else None
-    return {"trace": name, "minutes": trace.minutes, "minutes_are": trace.filled,
-            "capacity_per_task": round(model.capacity_per_task, 4), "seconds": round(time.monotonic() - started, 1),
-            "full": {**full, "defaults": defaults},
+    return {**row, "seconds": round(time.monotonic() - started, 1),
             "tuned_on_first_half": {"pick": picked, "pick_within_aws_p": picked_p, "evaluated": tuned["evaluated"],
                                     "deterministic": tuned["deterministic"], "references": tuned["references"]},
             "second_half": {**held, "defaults": defaults_second, "tuned": tuned_second,
